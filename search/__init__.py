@@ -1,0 +1,25 @@
+"""search: offline-first semantic search over your documents.
+
+The public API::
+
+    from search import Index
+    with Index.create("my-index") as index:
+        index.add_paths(["docs/"])
+        for hit in index.search("when was BERT published?", k=5):
+            print(hit.score, hit.path, hit.text)
+"""
+
+from .encoders import MeanPoolingEncoder, SentenceTransformerEncoder, load_encoder
+from .errors import IndexCorrupt, IndexNotFound, ModelMismatch, ModelNotFound, SearchError, UnreadableFile
+from .index import Index, IndexReport, default_index_path
+from .ingest import Document, RowOptions
+from .passages import Passage, split_passages
+from .retrieval import Hit
+from .store import Filter
+
+__all__ = [
+    "Document", "Filter", "Hit", "Index", "IndexCorrupt", "IndexNotFound", "IndexReport", "MeanPoolingEncoder",
+    "ModelMismatch", "ModelNotFound", "Passage", "RowOptions", "SearchError", "SentenceTransformerEncoder",
+    "UnreadableFile", "default_index_path", "load_encoder", "split_passages",
+]
+__version__ = "0.1.0"

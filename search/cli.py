@@ -1,0 +1,269 @@
+"""The `search` command line: a thin layer over the Python API."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import re
+import sys
+from pathlib import Path
+
+import click
+
+from .errors import SearchError
+from .models import DEFAULT_MODEL
+
+DEMO_CORPUS = Path(__file__).resolve().parent.parent / "index_data"
+ENCODER_KINDS = ("sentence-transformers", "mean-pooling")
+
+
+def _handle_errors(func):
+    """Turn the errors a user can act on into one clear line instead of a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except (SearchError, FileNotFoundError, FileExistsError, ValueError) as exc:
+            raise click.ClickException(str(exc)) from exc
+
+    return wrapper
+
+
+def index_option(func):
+    return click.option(
+        "--index", "index_path", type=click.Path(file_okay=False, path_type=Path), envvar="SEARCH_INDEX",
+        help="Index folder. Default: $SEARCH_INDEX, else ~/.local/share/search/index.",
+    )(func)
+
+
+def json_option(func):
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")(func)
+
+
+def _echo_json(data) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+def _show_progress(as_json: bool) -> bool:
+    return not as_json and sys.stderr.isatty()
+
+
+def _display_path(path: str) -> str:
+    try:
+        return os.path.relpath(path) if Path(path.split("#")[0]).is_absolute() and path.startswith(os.getcwd()) else path
+    except ValueError:
+        return path
+
+
+@click.group()
+@click.version_option(package_name="search")
+def cli():
+    """Offline semantic search over your documents: index a folder, then query it in plain language."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@index_option
+@click.option("--model", help=f"Encoder model: bundled alias, local folder or hub id (online). New indexes default to {DEFAULT_MODEL}.")
+@click.option("--encoder", type=click.Choice(ENCODER_KINDS), help="How texts become vectors (new indexes: sentence-transformers).")
+@click.option("--include", multiple=True, help="Only files matching this glob (repeatable), e.g. '*.md'.")
+@click.option("--exclude", multiple=True, help="Skip files matching this glob (repeatable).")
+@click.option("--text-field", default="text", show_default=True, help=".jsonl/.csv: field holding the text.")
+@click.option("--id-field", default="id", show_default=True, help=".jsonl/.csv: field naming each row.")
+@click.option("--title-field", default="title", show_default=True, help=".jsonl/.csv: field holding the title.")
+@click.option("--max-tokens", type=int, help="Passage length in tokens (new indexes; default: the model's window).")
+@click.option("--prune", is_flag=True, help="Drop documents whose files no longer exist.")
+@click.option("--repair", is_flag=True, help="Rebuild the vector file from the database, then index PATHS if given.")
+@json_option
+@_handle_errors
+def index(paths, index_path, model, encoder, include, exclude, text_field, id_field, title_field,
+          max_tokens, prune, repair, as_json):
+    """Index files and folders (default: the bundled demo corpus).
+
+    Unchanged files are skipped; changed files are re-indexed. Supported: .txt .md .rst .html .pdf
+    .jsonl .csv .tsv (other files named directly are read as text).
+    """
+    from .index import Index
+    from .ingest import RowOptions
+
+    if repair:
+        with Index.open(index_path, check=False) as idx:
+            count = idx.repair()
+        if not as_json:
+            click.echo(f"Repaired: {count} vectors rebuilt from the database.")
+        if not paths and not prune:
+            if as_json:
+                _echo_json({"repaired": count})
+            return
+    if not paths and not prune:
+        paths = (DEMO_CORPUS,)
+    options = {"max_tokens": max_tokens} if max_tokens else {}
+    with Index.open_or_create(index_path, model=model, encoder=encoder, **options) as idx:
+        report = idx.add_paths(
+            paths, include=include, exclude=exclude, prune=prune, progress=_show_progress(as_json),
+            rows=RowOptions(text_field=text_field, id_field=id_field, title_field=title_field),
+        )
+        stats = idx.stats()
+    if as_json:
+        _echo_json({**report.to_dict(), "index": stats})
+        return
+    for path, reason in report.skipped:
+        click.secho(f"Skipped {_display_path(path)}: {reason}", fg="yellow", err=True)
+    click.echo(
+        f"{report.files} files: {report.added} added, {report.updated} updated, {report.unchanged} unchanged, "
+        f"{len(report.skipped)} skipped, {report.removed} removed; {report.passages} passages encoded "
+        f"in {report.seconds:.1f}s. Index: {stats['documents']} documents, {stats['passages']} passages at {stats['path']}"
+    )
+
+
+_STOPWORDS = set("a an and are as at be by for from how in is it of on or that the this to was were what when where which who why with".split())
+
+
+def highlight(text: str, query: str) -> str:
+    """Bold the words of ``text`` that share a stem with a word of ``query``."""
+    stems = {re.sub(r"(ing|ed|es|s|ly)$", "", w) for w in re.findall(r"\w+", query.lower()) if w not in _STOPWORDS}
+    stems = {s for s in stems if len(s) >= 2}
+    if not stems:
+        return text
+    pattern = re.compile(r"\b(" + "|".join(sorted(map(re.escape, stems), key=len, reverse=True)) + r")\w*", re.I)
+    return pattern.sub(lambda m: click.style(m.group(0), bold=True, fg="red"), text)
+
+
+@cli.command()
+@click.argument("text")
+@index_option
+@click.option("-k", "k", default=5, show_default=True, help="How many results.")
+@click.option("--mode", type=click.Choice(["hybrid", "dense", "lexical"]), default="hybrid", show_default=True)
+@click.option("--filter", "filters", multiple=True, metavar="FIELD=VALUE",
+              help="Keep documents whose path/title (glob) or metadata field matches (repeatable).")
+@click.option("--per-doc", is_flag=True, help="Only the best passage of each document.")
+@json_option
+@_handle_errors
+def query(text, index_path, k, mode, filters, per_doc, as_json):
+    """Search the index for TEXT."""
+    from .index import Index
+
+    with Index.open(index_path) as idx:
+        hits = idx.search(text, k=k, mode=mode, filters=filters, per_doc=per_doc)
+    if as_json:
+        _echo_json([h.to_dict() for h in hits])
+        return
+    if not hits:
+        click.echo("No results.")
+    for h in hits:
+        where = _display_path(h.path) + (f", page {h.page}" if h.page else "")
+        click.echo(click.style(f"{h.rank}. {h.score:.3f}  {h.title}", bold=True) + f"  ({where})")
+        passage = " ".join(h.text.split())
+        click.echo("   " + highlight(passage[:600] + ("..." if len(passage) > 600 else ""), text) + "\n")
+
+
+@cli.command()
+@click.argument("targets", nargs=-1, required=True)
+@index_option
+@_handle_errors
+def rm(targets, index_path):
+    """Delete documents by file path, folder, document path or glob."""
+    from .index import Index
+
+    with Index.open(index_path) as idx:
+        count = idx.delete(targets)
+    click.echo(f"Deleted {count} documents.")
+
+
+@cli.command()
+@index_option
+@json_option
+@_handle_errors
+def stats(index_path, as_json):
+    """What is indexed: documents, passages, model, sizes."""
+    import datetime
+
+    from .index import Index
+
+    with Index.open(index_path) as idx:
+        data = idx.stats()
+    if as_json:
+        _echo_json(data)
+        return
+    created = datetime.datetime.fromtimestamp(data["created"]).isoformat(timespec="seconds")
+    for label, value in [
+        ("Index", data["path"]), ("Documents", data["documents"]), ("Files", data["files"]),
+        ("Passages", data["passages"]), ("Vectors", data["vectors"]),
+        ("Model", f"{data['model']} ({data['encoder']}, {data['dimension']} dimensions, {data['max_tokens']} tokens)"),
+        ("Size", f"{data['bytes'] / 1e6:.1f} MB"), ("Created", created),
+    ]:
+        click.echo(f"{label + ':':<11}{value}")
+
+
+@cli.command()
+@click.argument("text_a")
+@click.argument("text_b")
+@click.option("--model", default=DEFAULT_MODEL, show_default=True, help="Encoder model.")
+@click.option("--encoder", type=click.Choice(ENCODER_KINDS), default="sentence-transformers", show_default=True)
+@json_option
+@_handle_errors
+def similarity(text_a, text_b, model, encoder, as_json):
+    """Cosine similarity of two texts."""
+    from .encoders import load_encoder
+
+    vectors = load_encoder(model, encoder).encode([text_a, text_b])
+    score = float(vectors[0] @ vectors[1])
+    if as_json:
+        _echo_json({"similarity": score, "model": model})
+    else:
+        click.echo(f"{score:.4f}")
+
+
+@cli.group(name="eval")
+def eval_group():
+    """Measure quality on test collections."""
+
+
+@eval_group.command(name="retrieval")
+@click.argument("collections", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--mode", "modes", multiple=True, type=click.Choice(["hybrid", "dense", "lexical"]),
+              help="Modes to evaluate (repeatable; default: all three).")
+@click.option("--model", default=DEFAULT_MODEL, show_default=True)
+@click.option("--encoder", type=click.Choice(ENCODER_KINDS), default="sentence-transformers", show_default=True)
+@click.option("--cache", type=click.Path(file_okay=False, path_type=Path),
+              help="Keep each collection's index in this folder and reuse it next time.")
+@json_option
+@_handle_errors
+def eval_retrieval(collections, modes, model, encoder, cache, as_json):
+    """nDCG@10, Recall@100 and MAP on test collections (SMART, TREC or BEIR folders)."""
+    import tempfile
+
+    from .evaluation import evaluate_retrieval, index_collection, load_collection
+    from .index import Index
+
+    modes = modes or ("lexical", "dense", "hybrid")
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for folder in collections:
+            collection = load_collection(folder)
+            slug = re.sub(r"\W+", "-", f"{collection.name}-{model}-{encoder}")
+            where = (cache or Path(tmp)) / slug
+            with Index.open_or_create(where, model=model, encoder=encoder) as idx:
+                if idx.stats()["documents"] != len(collection.documents):
+                    index_collection(idx, collection, progress=_show_progress(as_json))
+                for mode in modes:
+                    scores = evaluate_retrieval(idx, collection, mode)
+                    rows.append({"collection": collection.name, "mode": mode, **scores})
+    if as_json:
+        _echo_json(rows)
+        return
+    click.echo(f"{'collection':<12}{'mode':<9}{'nDCG@10':>9}{'R@100':>8}{'MAP':>8}{'queries':>9}{'ms/q':>8}")
+    for r in rows:
+        click.echo(f"{r['collection']:<12}{r['mode']:<9}{r['ndcg@10']:>9.3f}{r['recall@100']:>8.3f}"
+                   f"{r['map']:>8.3f}{r['queries']:>9}{r['ms_per_query']:>8.1f}")
+    for mode in modes:
+        values = [r["ndcg@10"] for r in rows if r["mode"] == mode]
+        if len(values) > 1:
+            click.echo(f"{'mean':<12}{mode:<9}{sum(values) / len(values):>9.3f}")

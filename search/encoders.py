@@ -1,0 +1,137 @@
+"""Texts -> L2-normalised float32 vectors.
+
+Two encoders with one interface: ``SentenceTransformerEncoder`` (the default) and
+``MeanPoolingEncoder`` (attention-mask-weighted mean of any transformers ``AutoModel``'s last
+hidden state). Both load lazily: the tokenizer alone is enough to split passages.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cached_property
+from pathlib import Path
+from typing import Protocol, Sequence
+
+import numpy as np
+
+from .models import DEFAULT_MODEL, resolve_model
+
+
+class Encoder(Protocol):
+    kind: str
+    model_name: str
+
+    @property
+    def tokenizer(self): ...
+
+    @property
+    def max_tokens(self) -> int: ...
+
+    @property
+    def dimension(self) -> int: ...
+
+    def encode(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray: ...
+
+
+def _configured_max_length(path: str) -> int | None:
+    """The window a sentence-transformers folder declares (sentence_bert_config.json)."""
+    config = Path(path) / "sentence_bert_config.json"
+    if config.is_file():
+        value = json.loads(config.read_text()).get("max_seq_length")
+        return int(value) if value else None
+    return None
+
+
+class _Base:
+    kind = ""
+
+    def __init__(self, model: str = DEFAULT_MODEL, device: str = "cpu"):
+        self.model_name = str(model)
+        self.path = resolve_model(model)
+        self.device = device
+
+    @cached_property
+    def tokenizer(self):
+        from transformers import AutoTokenizer
+
+        return AutoTokenizer.from_pretrained(self.path)
+
+    @cached_property
+    def max_tokens(self) -> int:
+        """Tokens per text, special tokens included."""
+        limits = [_configured_max_length(self.path), getattr(self.tokenizer, "model_max_length", None)]
+        limits = [int(x) for x in limits if x and x < 100_000]
+        return min(limits) if limits else 512
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.model_name!r})"
+
+
+class SentenceTransformerEncoder(_Base):
+    kind = "sentence-transformers"
+
+    @cached_property
+    def model(self):
+        from sentence_transformers import SentenceTransformer
+
+        model = SentenceTransformer(self.path, device=self.device)
+        model.max_seq_length = self.max_tokens
+        return model
+
+    @cached_property
+    def dimension(self) -> int:
+        model = self.model
+        get = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+        return int(get())
+
+    def encode(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
+        vectors = self.model.encode(
+            list(texts), batch_size=batch_size, normalize_embeddings=True,
+            convert_to_numpy=True, show_progress_bar=False,
+        )
+        return np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(texts), -1)
+
+
+class MeanPoolingEncoder(_Base):
+    kind = "mean-pooling"
+
+    @cached_property
+    def model(self):
+        from transformers import AutoModel
+
+        return AutoModel.from_pretrained(self.path).to(self.device).eval()
+
+    @cached_property
+    def dimension(self) -> int:
+        return int(self.model.config.hidden_size)
+
+    def encode(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
+        import torch
+
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # less padding per batch
+        for b in range(0, len(order), batch_size):
+            chunk = order[b : b + batch_size]
+            batch = self.tokenizer(
+                [texts[i] for i in chunk], padding=True, truncation=True,
+                max_length=self.max_tokens, return_tensors="pt",
+            ).to(self.device)
+            with torch.inference_mode():
+                hidden = self.model(**batch).last_hidden_state
+            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
+            out[chunk] = pooled.float().cpu().numpy()
+        return out
+
+
+ENCODERS = {cls.kind: cls for cls in (SentenceTransformerEncoder, MeanPoolingEncoder)}
+
+
+def load_encoder(model: str = DEFAULT_MODEL, kind: str = "sentence-transformers", device: str = "cpu") -> Encoder:
+    """An encoder of ``kind`` (one of ENCODERS) for ``model`` (alias, folder or hub id)."""
+    try:
+        cls = ENCODERS[kind]
+    except KeyError:
+        raise ValueError(f"Unknown encoder {kind!r}; choose one of {', '.join(ENCODERS)}") from None
+    return cls(model, device=device)

@@ -1,0 +1,206 @@
+"""Retrieval evaluation: test-collection loaders (SMART, TREC, BEIR) and nDCG@10, Recall@100, MAP."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import SearchError
+
+
+@dataclass
+class Collection:
+    """Documents, queries and graded relevance judgements (``qrels[qid][docid] = grade > 0``)."""
+
+    name: str
+    documents: dict[str, str]
+    queries: dict[str, str]
+    qrels: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def judged_queries(self) -> dict[str, str]:
+        return {q: t for q, t in self.queries.items() if self.qrels.get(q)}
+
+
+# --- loaders ------------------------------------------------------------------------------------
+
+_SMART_FIELD = re.compile(r"^\.([A-Z])\s*(.*)$")
+
+
+def parse_smart(text: str, fields: tuple[str, ...] = ("T", "W")) -> dict[str, str]:
+    """SMART tagged records (``.I id`` then ``.T``/``.A``/``.W``... sections) -> {id: text of ``fields``}."""
+    records: dict[str, dict[str, list[str]]] = {}
+    current, section = None, None
+    for line in text.splitlines():
+        m = _SMART_FIELD.match(line)
+        if m and m.group(1) == "I":
+            current, section = m.group(2).strip(), None
+            records[current] = {}
+        elif m and current is not None and len(line.split()[0]) == 2:
+            section = m.group(1)
+            records[current].setdefault(section, [])
+            if m.group(2).strip():
+                records[current][section].append(m.group(2))
+        elif current is not None and section is not None:
+            records[current][section].append(line)
+    return {
+        rid: "\n".join(" ".join(" ".join(parts[f]).split()) for f in fields if parts.get(f)).strip()
+        for rid, parts in records.items()
+    }
+
+
+def _qrels_lines(path: Path, columns: tuple[int, int, int | None]) -> dict[str, dict[str, int]]:
+    qrels: dict[str, dict[str, int]] = {}
+    q_col, d_col, r_col = columns
+    for line in path.read_text().splitlines():
+        parts = line.split()
+        if len(parts) < 2:
+            continue
+        grade = int(float(parts[r_col])) if r_col is not None else 1
+        if grade > 0:
+            qrels.setdefault(parts[q_col], {})[parts[d_col]] = grade
+    return qrels
+
+
+def _load_cranfield(folder: Path) -> Collection:
+    docs = parse_smart((folder / "cran.all.1400").read_text())
+    raw_queries = parse_smart((folder / "cran.qry").read_text(), ("W",))
+    # cranqrel numbers queries by position (1..225), not by their .I ids.
+    queries = {str(i): text for i, text in enumerate(raw_queries.values(), 1)}
+    qrels: dict[str, dict[str, int]] = {}
+    for line in (folder / "cranqrel").read_text().splitlines():
+        parts = line.split()
+        if len(parts) >= 3 and int(parts[2]) > 0:
+            # grade 1 is the most relevant; turn it into a gain (1 -> 4 ... 4 -> 1)
+            qrels.setdefault(parts[0], {})[parts[1]] = 5 - int(parts[2])
+    return Collection(folder.name, docs, queries, qrels)
+
+
+def _load_smart(folder: Path) -> Collection:
+    (all_file,) = folder.glob("*.ALL")
+    stem = all_file.stem
+    docs = parse_smart(all_file.read_text(errors="replace"))
+    queries = parse_smart((folder / f"{stem}.QRY").read_text(errors="replace"), ("T", "W"))
+    rel = folder / f"{stem}.REL"
+    first = rel.read_text().split("\n", 1)[0].split()
+    # MED.REL is "qid 0 docid 1" (TREC), the others "qid docid 0 0.0" (SMART).
+    columns = (0, 2, 3) if len(first) == 4 and first[1] == "0" and first[3] == "1" else (0, 1, None)
+    return Collection(folder.name, docs, queries, _qrels_lines(rel, columns))
+
+
+def _load_trec(folder: Path) -> Collection:
+    text = (folder / "doc-text.trec").read_text(errors="replace")
+    docs = {
+        m.group(1).strip(): " ".join(m.group(2).split())
+        for m in re.finditer(r"<DOCNO>(.*?)</DOCNO>(.*?)</DOC>", text, re.S)
+    }
+    qtext = (folder / "query-text.trec").read_text(errors="replace")
+    queries = {
+        m.group(1).strip(): " ".join(m.group(2).split()).lower()
+        for m in re.finditer(r"<num>(.*?)</num>\s*<title>(.*?)</title>", qtext, re.S)
+    }
+    return Collection(folder.name, docs, queries, _qrels_lines(folder / "qrels", (0, 2, 3)))
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _load_beir(folder: Path) -> Collection:
+    docs = {str(r["_id"]): (str(r.get("title") or "") + "\n" + str(r.get("text") or "")).strip()
+            for r in _read_jsonl(folder / "corpus.jsonl")}
+    queries = {str(r["_id"]): str(r["text"]) for r in _read_jsonl(folder / "queries.jsonl")}
+    qrels_file = next((p for p in (folder / "qrels" / "test.tsv", folder / "qrels.tsv") if p.exists()), None)
+    if qrels_file is None:
+        raise SearchError(f"{folder}: no qrels/test.tsv or qrels.tsv")
+    qrels: dict[str, dict[str, int]] = {}
+    with open(qrels_file, newline="") as f:
+        for row in csv.reader(f, delimiter="\t"):
+            if len(row) < 3 or not row[-1].strip().lstrip("-").isdigit():
+                continue  # header
+            if int(row[-1]) > 0:
+                qrels.setdefault(row[0], {})[row[-2] if len(row) == 4 else row[1]] = int(row[-1])
+    return Collection(folder.name, docs, queries, qrels)
+
+
+def load_collection(folder: str | Path) -> Collection:
+    """Load a test collection folder: Cranfield, SMART (*.ALL/*.QRY/*.REL), TREC (npl) or BEIR."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise SearchError(f"No such collection folder: {folder}")
+    if (folder / "cran.all.1400").exists():
+        return _load_cranfield(folder)
+    if (folder / "doc-text.trec").exists():
+        return _load_trec(folder)
+    if (folder / "corpus.jsonl").exists():
+        return _load_beir(folder)
+    if list(folder.glob("*.ALL")):
+        return _load_smart(folder)
+    raise SearchError(
+        f"{folder} is not a test collection I know: expected cran.all.1400, *.ALL/*.QRY/*.REL (SMART),"
+        " doc-text.trec/query-text.trec/qrels (TREC) or corpus.jsonl/queries.jsonl/qrels (BEIR)."
+    )
+
+
+# --- metrics ------------------------------------------------------------------------------------
+
+def ndcg_at(ranked: list[str], qrels: dict[str, int], k: int = 10) -> float:
+    dcg = sum(qrels.get(d, 0) / math.log2(i + 2) for i, d in enumerate(ranked[:k]))
+    ideal = sorted(qrels.values(), reverse=True)[:k]
+    idcg = sum(g / math.log2(i + 2) for i, g in enumerate(ideal))
+    return dcg / idcg if idcg > 0 else 0.0
+
+
+def recall_at(ranked: list[str], qrels: dict[str, int], k: int = 100) -> float:
+    return len(set(ranked[:k]) & set(qrels)) / len(qrels) if qrels else 0.0
+
+
+def average_precision(ranked: list[str], qrels: dict[str, int]) -> float:
+    hits, total = 0, 0.0
+    for i, d in enumerate(ranked):
+        if d in qrels:
+            hits += 1
+            total += hits / (i + 1)
+    return total / len(qrels) if qrels else 0.0
+
+
+def score_run(run: dict[str, list[str]], qrels: dict[str, dict[str, int]]) -> dict[str, float]:
+    """Mean nDCG@10, Recall@100 and MAP (over the ranked lists given, cut at 100) of a run."""
+    queries = [q for q in run if qrels.get(q)]
+    if not queries:
+        return {"ndcg@10": 0.0, "recall@100": 0.0, "map": 0.0, "queries": 0}
+    mean = lambda f: sum(f(run[q][:100], qrels[q]) for q in queries) / len(queries)  # noqa: E731
+    return {
+        "ndcg@10": mean(ndcg_at), "recall@100": mean(recall_at), "map": mean(average_precision),
+        "queries": len(queries),
+    }
+
+
+# --- runner ---------------------------------------------------------------------------------------
+
+def index_collection(index, collection: Collection, progress: bool = False):
+    """Add the collection's documents to ``index`` (ids kept as document paths)."""
+    ids = list(collection.documents)
+    return index.add_texts([collection.documents[i] for i in ids], ids=ids, progress=progress)
+
+
+def run_queries(index, collection: Collection, mode: str = "hybrid", k: int = 100, **options) -> tuple[dict[str, list[str]], list[float]]:
+    """Rank documents (best passage per document) for every judged query; also return latencies."""
+    run, latencies = {}, []
+    for qid, text in collection.judged_queries().items():
+        started = time.perf_counter()
+        hits = index.search(text, k=k, mode=mode, per_doc=True, **options)
+        latencies.append(time.perf_counter() - started)
+        run[qid] = [h.path for h in hits]
+    return run, latencies
+
+
+def evaluate_retrieval(index, collection: Collection, mode: str = "hybrid", **options) -> dict[str, float]:
+    run, latencies = run_queries(index, collection, mode, **options)
+    scores = score_run(run, collection.qrels)
+    scores["ms_per_query"] = 1000 * sum(latencies) / max(len(latencies), 1)
+    return scores

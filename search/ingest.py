@@ -1,0 +1,230 @@
+"""Files -> documents. One loader per format; a file that cannot be read raises UnreadableFile."""
+
+from __future__ import annotations
+
+import csv
+import fnmatch
+import hashlib
+import io
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+from .errors import UnreadableFile
+
+
+@dataclass
+class Document:
+    """A unit of text with where it came from.
+
+    ``path`` is the document's unique key: the file path, or ``file#row-id`` for a row of a
+    .jsonl/.csv file. ``pages`` holds the character offset where each page starts (PDF only).
+    """
+
+    path: str
+    text: str
+    title: str = ""
+    source: str = ""
+    metadata: dict = field(default_factory=dict)
+    pages: list[int] = field(default_factory=list)
+    hash: str = ""
+    mtime: float = 0.0
+
+
+@dataclass
+class RowOptions:
+    """How rows of .jsonl and .csv files become documents."""
+
+    text_field: str = "text"
+    id_field: str = "id"
+    title_field: str = "title"
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise UnreadableFile(f"cannot read: {exc.strerror or exc}") from exc
+    if not data.strip():
+        raise UnreadableFile("empty file")
+    return data
+
+
+def _decode(data: bytes) -> str:
+    if b"\x00" in data[:8192]:
+        raise UnreadableFile("binary file (NUL bytes)")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise UnreadableFile(f"not UTF-8 text (byte {exc.start})") from exc
+
+
+def _first_line_title(text: str, fallback: str) -> str:
+    for line in text.splitlines():
+        line = line.strip().lstrip("#").strip()
+        if line:
+            return line if len(line) <= 120 else fallback
+    return fallback
+
+
+def load_text(path: Path, data: bytes, options: RowOptions) -> list[Document]:
+    text = _decode(data)
+    return [Document(path=str(path), text=text, title=_first_line_title(text, path.stem))]
+
+
+def load_html(path: Path, data: bytes, options: RowOptions) -> list[Document]:
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(_decode(data), "html.parser")
+    for tag in soup(["script", "style", "noscript", "template"]):
+        tag.decompose()
+    title = soup.title.get_text(" ", strip=True) if soup.title else ""
+    if soup.title:
+        soup.title.decompose()
+    lines = (" ".join(line.split()) for line in soup.get_text("\n").splitlines())
+    text = "\n".join(line for line in lines if line)
+    if not text:
+        raise UnreadableFile("no text in the HTML")
+    return [Document(path=str(path), text=text, title=title or _first_line_title(text, path.stem))]
+
+
+def load_pdf(path: Path, data: bytes, options: RowOptions) -> list[Document]:
+    from pypdf import PdfReader
+    from pypdf.errors import PyPdfError
+
+    try:
+        reader = PdfReader(io.BytesIO(data))
+        page_texts = [page.extract_text() or "" for page in reader.pages]
+        info = reader.metadata
+        title = (info.title if info else None) or ""
+    except (PyPdfError, ValueError, KeyError, TypeError, OSError) as exc:
+        raise UnreadableFile(f"damaged PDF ({exc})") from exc
+    text, pages = "", []
+    for page_text in page_texts:
+        pages.append(len(text))
+        text += page_text.strip() + "\n\n"
+    if not text.strip():
+        raise UnreadableFile("PDF has no text layer")
+    return [Document(path=str(path), text=text.rstrip(), title=str(title) or path.stem, pages=pages)]
+
+
+def _row_document(path: Path, row: dict, number: int, options: RowOptions) -> Document | None:
+    text = row.get(options.text_field)
+    if not isinstance(text, str) or not text.strip():
+        return None
+    key = row.get(options.id_field)
+    key = str(key) if key not in (None, "") else str(number)
+    metadata = {
+        k: v for k, v in row.items()
+        if k not in (options.text_field,) and isinstance(v, (str, int, float, bool)) and v != ""
+    }
+    title = str(row.get(options.title_field) or key)
+    return Document(path=f"{path}#{key}", text=text, title=title, metadata=metadata)
+
+
+def _rows_to_documents(path: Path, rows: Iterable[dict], options: RowOptions) -> list[Document]:
+    docs, seen = [], set()
+    for number, row in enumerate(rows, 1):
+        doc = _row_document(path, row, number, options) if isinstance(row, dict) else None
+        if doc is not None and doc.path not in seen:
+            seen.add(doc.path)
+            docs.append(doc)
+    if not docs:
+        raise UnreadableFile(f"no row has a non-empty {options.text_field!r} field")
+    return docs
+
+
+def load_jsonl(path: Path, data: bytes, options: RowOptions) -> list[Document]:
+    rows = []
+    for number, line in enumerate(_decode(data).splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as exc:
+            raise UnreadableFile(f"line {number} is not JSON ({exc.msg})") from exc
+    return _rows_to_documents(path, rows, options)
+
+
+def load_csv(path: Path, data: bytes, options: RowOptions) -> list[Document]:
+    text = _decode(data)
+    dialect = csv.excel_tab if path.suffix.lower() == ".tsv" else csv.excel
+    try:
+        rows = list(csv.DictReader(io.StringIO(text), dialect=dialect))
+    except csv.Error as exc:
+        raise UnreadableFile(f"bad CSV ({exc})") from exc
+    return _rows_to_documents(path, rows, options)
+
+
+Loader = Callable[[Path, bytes, RowOptions], list[Document]]
+
+LOADERS: dict[str, Loader] = {
+    ".txt": load_text,
+    ".text": load_text,
+    ".md": load_text,
+    ".markdown": load_text,
+    ".rst": load_text,
+    ".html": load_html,
+    ".htm": load_html,
+    ".pdf": load_pdf,
+    ".jsonl": load_jsonl,
+    ".ndjson": load_jsonl,
+    ".csv": load_csv,
+    ".tsv": load_csv,
+}
+
+
+def file_hash(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def load_file(path: Path, options: RowOptions | None = None) -> list[Document]:
+    """Read one file into documents (several for .jsonl/.csv). Unknown suffixes are read as text."""
+    options = options or RowOptions()
+    data = _read_bytes(path)
+    loader = LOADERS.get(path.suffix.lower(), load_text)
+    docs = loader(path, data, options)
+    digest, mtime = file_hash(data), path.stat().st_mtime
+    for doc in docs:
+        doc.source, doc.hash, doc.mtime = str(path), digest, mtime
+    return docs
+
+
+def _matches(path: Path, root: Path, patterns: Iterable[str]) -> bool:
+    rel = path.relative_to(root).as_posix() if path != root else path.name
+    return any(fnmatch.fnmatch(rel, p) or fnmatch.fnmatch(path.name, p) for p in patterns)
+
+
+def find_files(
+    paths: Iterable[str | os.PathLike],
+    include: Iterable[str] = (),
+    exclude: Iterable[str] = (),
+) -> Iterator[Path]:
+    """Yield the files under ``paths`` (recursively) that have a loader and pass the globs.
+
+    A file named directly is always yielded (unknown suffixes are read as text); inside folders,
+    hidden entries and files without a loader are passed over. Missing paths raise FileNotFoundError.
+    """
+    include, exclude = list(include), list(exclude)
+    for given in paths:
+        root = Path(given).expanduser().resolve()
+        if not root.exists():
+            raise FileNotFoundError(f"No such file or folder: {given}")
+        if root.is_file():
+            candidates = [root]
+        else:
+            candidates = sorted(
+                p for p in root.rglob("*")
+                if p.is_file()
+                and p.suffix.lower() in LOADERS
+                and not any(part.startswith(".") for part in p.relative_to(root).parts)
+            )
+        for path in candidates:
+            base = root if root.is_dir() else root.parent
+            if include and not _matches(path, base, include):
+                continue
+            if exclude and _matches(path, base, exclude):
+                continue
+            yield path

@@ -1,0 +1,74 @@
+"""Documents -> passages that fit the encoder's window, cut at sentence boundaries where possible.
+
+Splitting happens in token space with the encoder's own tokenizer, so a passage never exceeds the
+model's window; every passage keeps the character offsets of its text in the document.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from dataclasses import dataclass
+
+# A sentence starts after ., ! or ? (and closing quotes/brackets) followed by white space, or
+# after a blank line or a line break that precedes a list item or heading.
+_SENTENCE_BREAK = re.compile(r"""(?<=[.!?])["')\]]*\s+|\n\s*\n\s*|\n(?=\s*(?:[-*+#]|\d+[.)])\s)""")
+
+
+@dataclass(frozen=True)
+class Passage:
+    text: str
+    start: int
+    end: int
+    page: int | None = None
+
+
+def sentence_starts(text: str) -> list[int]:
+    """Character offsets where sentences begin (always including 0)."""
+    return [0] + [m.end() for m in _SENTENCE_BREAK.finditer(text) if m.end() < len(text)]
+
+
+def split_passages(text: str, tokenizer, max_tokens: int = 254, overlap: int = 32) -> list[Passage]:
+    """Split ``text`` into passages of at most ``max_tokens`` tokens of ``tokenizer``.
+
+    A passage ends at the last sentence start in its second half when there is one.
+    """
+    if max_tokens < 8:
+        raise ValueError("max_tokens must be at least 8")
+    overlap = max(0, min(overlap, max_tokens // 2))
+    encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
+    offsets = [(s, e) for s, e in encoded["offset_mapping"] if e > s]
+    n = len(offsets)
+    if n == 0:
+        return []
+    token_starts = [s for s, _ in offsets]
+    boundaries = sorted({bisect.bisect_left(token_starts, c) for c in sentence_starts(text)} - {n})
+    passages, i = [], 0
+    while i < n:
+        end = min(i + max_tokens, n)
+        if end < n:
+            lo = bisect.bisect_right(boundaries, i + max_tokens // 2)
+            hi = bisect.bisect_right(boundaries, end)
+            if hi > lo:
+                end = boundaries[hi - 1]
+        start_char, end_char = offsets[i][0], offsets[end - 1][1]
+        passages.append(Passage(text[start_char:end_char], start_char, end_char))
+        if end >= n:
+            break
+        i = max(_next_start(boundaries, end, overlap), i + 1)
+    return passages
+
+
+def _next_start(boundaries: list[int], end: int, overlap: int) -> int:
+    """Where the passage after one ending at token ``end`` begins.
+
+    At the first sentence start within the last ``overlap`` tokens (whole sentences overlap);
+    else at ``end`` when the cut fell on a sentence start; else ``overlap`` tokens back.
+    """
+    j = bisect.bisect_left(boundaries, end - overlap)
+    if j < len(boundaries) and boundaries[j] < end:
+        return boundaries[j]
+    k = bisect.bisect_left(boundaries, end)
+    if k < len(boundaries) and boundaries[k] == end:
+        return end
+    return end - overlap

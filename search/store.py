@@ -1,0 +1,251 @@
+"""The SQLite store: documents, passages (text, offsets, vectors), an FTS5 table for BM25, meta.
+
+SQLite is the source of truth; the FAISS file is derived from the vectors kept here and can be
+rebuilt from them. Writes happen inside one transaction that the caller commits (see Index).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Mapping
+
+import numpy as np
+import sqlite_utils
+
+from .errors import IndexCorrupt
+from .ingest import Document
+from .passages import Passage
+
+SCHEMA_VERSION = 1
+DOCUMENT_COLUMNS = ("path", "title", "source")
+
+_TERM = re.compile(r"\w+", re.UNICODE)
+
+
+@dataclass
+class Filter:
+    """Restricts results to documents whose ``field`` matches ``value``.
+
+    ``path``, ``title`` and ``source`` match as globs (``*.md``, ``notes/*``); any other field is
+    looked up in the document's metadata and compared as text.
+    """
+
+    field: str
+    value: str
+
+    @classmethod
+    def parse(cls, text: str) -> "Filter":
+        field, sep, value = text.partition("=")
+        if not sep or not field.strip():
+            raise ValueError(f"A filter looks like FIELD=VALUE, not {text!r}")
+        return cls(field.strip(), value.strip())
+
+    def sql(self) -> tuple[str, list]:
+        if self.field in DOCUMENT_COLUMNS:
+            pattern = self.value
+            if self.field != "title" and not pattern.startswith(("/", "*")):
+                pattern = "*" + pattern
+            return f"d.{self.field} GLOB ?", [pattern]
+        return "CAST(json_extract(d.metadata, ?) AS TEXT) = ?", [f'$."{self.field}"', self.value]
+
+
+def fts_query(text: str) -> str:
+    """An FTS5 query that ORs the words of ``text`` (no FTS syntax errors on user input)."""
+    terms = dict.fromkeys(t.lower() for t in _TERM.findall(text))
+    return " OR ".join(f'"{t}"' for t in terms)
+
+
+class Store:
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        try:
+            self.db = sqlite_utils.Database(str(self.path))
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            self._ensure_schema()
+        except sqlite3.DatabaseError as exc:
+            raise IndexCorrupt(f"The database {self.path} is damaged ({exc}); re-create the index.") from exc
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        return self.db.conn
+
+    def _ensure_schema(self) -> None:
+        if "documents" in self.db.table_names():
+            return
+        with self.conn:
+            self.db["meta"].create({"key": str, "value": str}, pk="key")
+            self.db["documents"].create(
+                {"id": int, "path": str, "source": str, "title": str, "hash": str, "mtime": float,
+                 "metadata": str, "pages": str, "text": str, "indexed_at": float},
+                pk="id", not_null={"path", "text"},
+            )
+            self.db["documents"].create_index(["path"], unique=True)
+            self.db["documents"].create_index(["source"])
+            self.db["passages"].create(
+                {"id": int, "document_id": int, "ord": int, "start_char": int, "end_char": int,
+                 "page": int, "text": str, "vector": bytes},
+                pk="id", foreign_keys=[("document_id", "documents", "id")], not_null={"text"},
+            )
+            self.db["passages"].create_index(["document_id"])
+            self.db["passages"].enable_fts(["text"], fts_version="FTS5", tokenize="porter", create_triggers=True)
+            self.db["meta"].insert({"key": "schema_version", "value": str(SCHEMA_VERSION)})
+
+    # --- meta ------------------------------------------------------------------------------
+
+    def meta(self) -> dict[str, str]:
+        return {row["key"]: row["value"] for row in self.db["meta"].rows}
+
+    def set_meta(self, values: Mapping[str, object]) -> None:
+        self.conn.executemany(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", [(k, str(v)) for k, v in values.items()]
+        )
+
+    # --- writes (inside the caller's transaction) -----------------------------------------------
+
+    def add_document(self, doc: Document, passages: list[Passage], vectors: np.ndarray) -> list[int]:
+        """Insert a document and its passages; return the new passage ids."""
+        cur = self.conn.execute(
+            "INSERT INTO documents (path, source, title, hash, mtime, metadata, pages, text, indexed_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (doc.path, doc.source, doc.title, doc.hash, doc.mtime, json.dumps(doc.metadata),
+             json.dumps(doc.pages), doc.text, time.time()),
+        )
+        doc_id = cur.lastrowid
+        ids = []
+        for order, (p, vec) in enumerate(zip(passages, vectors)):
+            cur = self.conn.execute(
+                "INSERT INTO passages (document_id, ord, start_char, end_char, page, text, vector)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (doc_id, order, p.start, p.end, p.page, p.text, np.asarray(vec, np.float32).tobytes()),
+            )
+            ids.append(cur.lastrowid)
+        return ids
+
+    def delete_documents(self, doc_ids: Iterable[int]) -> list[int]:
+        """Delete documents and their passages; return the deleted passage ids."""
+        doc_ids = list(doc_ids)
+        removed: list[int] = []
+        for chunk in _chunks(doc_ids, 500):
+            marks = ",".join("?" * len(chunk))
+            removed += [r[0] for r in self.conn.execute(f"SELECT id FROM passages WHERE document_id IN ({marks})", chunk)]
+            self.conn.execute(f"DELETE FROM passages WHERE document_id IN ({marks})", chunk)
+            self.conn.execute(f"DELETE FROM documents WHERE id IN ({marks})", chunk)
+        return removed
+
+    def commit(self) -> None:
+        self.conn.commit()
+
+    def rollback(self) -> None:
+        self.conn.rollback()
+
+    # --- reads -------------------------------------------------------------------------------
+
+    def documents_by_key(self, column: str) -> dict[str, tuple[int, str]]:
+        """``{path or source: (document id, hash)}`` for every document."""
+        return {row[0]: (row[1], row[2]) for row in self.conn.execute(f"SELECT {column}, id, hash FROM documents")}
+
+    def documents_of_sources(self, sources: Iterable[str]) -> list[int]:
+        out: list[int] = []
+        for chunk in _chunks(list(sources), 500):
+            marks = ",".join("?" * len(chunk))
+            out += [r[0] for r in self.conn.execute(f"SELECT id FROM documents WHERE source IN ({marks})", chunk)]
+        return out
+
+    def find_documents(self, target: str) -> list[int]:
+        """Documents whose path or source is ``target``, lies under the folder ``target``, or matches it as a glob."""
+        folder = target.rstrip("/") + "/"
+        return [r[0] for r in self.conn.execute(
+            "SELECT id FROM documents WHERE path = :t OR source = :t OR path GLOB :g OR substr(path, 1, length(:f)) = :f",
+            {"t": target, "g": target, "f": folder},
+        )]
+
+    def file_sources(self) -> list[str]:
+        return [r[0] for r in self.conn.execute("SELECT DISTINCT source FROM documents WHERE source != ''")]
+
+    def passage_ids(self) -> np.ndarray:
+        return np.fromiter((r[0] for r in self.conn.execute("SELECT id FROM passages ORDER BY id")), dtype=np.int64)
+
+    def vectors(self, ids: Iterable[int] | None = None) -> tuple[np.ndarray, list[int]]:
+        """Stored vectors (and their ids) of all passages, or of ``ids``."""
+        if ids is None:
+            rows = list(self.conn.execute("SELECT id, vector FROM passages WHERE vector IS NOT NULL ORDER BY id"))
+        else:
+            rows = []
+            for chunk in _chunks(list(ids), 500):
+                marks = ",".join("?" * len(chunk))
+                rows += list(self.conn.execute(f"SELECT id, vector FROM passages WHERE id IN ({marks})", chunk))
+        matrix = np.vstack([np.frombuffer(r[1], dtype=np.float32) for r in rows]) if rows else np.zeros((0, 0), np.float32)
+        return matrix, [r[0] for r in rows]
+
+    def passages_without_vectors(self) -> list[tuple[int, str]]:
+        return list(self.conn.execute("SELECT id, text FROM passages WHERE vector IS NULL"))
+
+    def set_vectors(self, ids: list[int], vectors: np.ndarray) -> None:
+        self.conn.executemany(
+            "UPDATE passages SET vector = ? WHERE id = ?",
+            [(np.asarray(v, np.float32).tobytes(), i) for i, v in zip(ids, vectors)],
+        )
+
+    def allowed_passages(self, filters: list[Filter]) -> list[int]:
+        where, params = _where(filters)
+        return [r[0] for r in self.conn.execute(
+            f"SELECT p.id FROM passages p JOIN documents d ON d.id = p.document_id WHERE {where}", params
+        )]
+
+    def lexical(self, query: str, n: int, filters: list[Filter] = ()) -> list[tuple[int, float]]:
+        """Top ``n`` passages by BM25 (FTS5), as (id, score) with higher = better."""
+        match = fts_query(query)
+        if not match or n <= 0:
+            return []
+        sql = "SELECT rowid, -bm25(passages_fts) FROM passages_fts WHERE passages_fts MATCH ?"
+        params: list = [match]
+        if filters:
+            where, extra = _where(filters)
+            sql += f" AND rowid IN (SELECT p.id FROM passages p JOIN documents d ON d.id = p.document_id WHERE {where})"
+            params += extra
+        sql += " ORDER BY rank LIMIT ?"
+        return [(int(r[0]), float(r[1])) for r in self.conn.execute(sql, params + [n])]
+
+    def passages(self, ids: list[int]) -> dict[int, dict]:
+        """Passage rows joined with their document, keyed by passage id."""
+        out: dict[int, dict] = {}
+        for chunk in _chunks(ids, 500):
+            marks = ",".join("?" * len(chunk))
+            for row in self.db.query(
+                "SELECT p.id, p.document_id, p.ord, p.start_char, p.end_char, p.page, p.text,"
+                " d.path, d.source, d.title, d.metadata FROM passages p JOIN documents d ON d.id = p.document_id"
+                f" WHERE p.id IN ({marks})", chunk,
+            ):
+                row["metadata"] = json.loads(row["metadata"] or "{}")
+                out[row["id"]] = row
+        return out
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "documents": self.db["documents"].count,
+            "passages": self.db["passages"].count,
+            "files": self.conn.execute("SELECT count(DISTINCT source) FROM documents WHERE source != ''").fetchone()[0],
+        }
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def _where(filters: Iterable[Filter]) -> tuple[str, list]:
+    parts, params = [], []
+    for f in filters:
+        sql, values = f.sql()
+        parts.append(sql)
+        params += values
+    return (" AND ".join(parts) or "1"), params
+
+
+def _chunks(items: list, size: int):
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
