@@ -114,8 +114,11 @@ class Index:
         vectors_path = path / VECTORS_NAME
         ids = store.passage_ids()
         VectorIndex.recover(vectors_path, dimension, ids)
-        if not check:
-            vectors = VectorIndex.load(vectors_path, dimension) if vectors_path.exists() else VectorIndex(dimension)
+        if not check:  # for repair: whatever can be read, else nothing
+            try:
+                vectors = VectorIndex.load(vectors_path, dimension)
+            except (IndexCorrupt, FileNotFoundError):
+                vectors = VectorIndex(dimension)
             return cls(path, store, vectors)
         if not vectors_path.exists():
             raise IndexCorrupt(f"The vector file {vectors_path} is missing. Run `search index --repair`.")

@@ -20,7 +20,7 @@ MODES = ("hybrid", "dense", "lexical")
 FUSIONS = ("weighted", "rrf")
 DEFAULT_FUSION = "weighted"
 #: Weight of the dense score in the weighted fusion (1 - it for BM25).
-DEFAULT_ALPHA = 0.5
+DEFAULT_ALPHA = 0.7
 RRF_K = 60
 
 

@@ -54,10 +54,22 @@ class Filter:
         return "CAST(json_extract(d.metadata, ?) AS TEXT) = ?", [f'$."{self.field}"', self.value]
 
 
+#: English function words dropped from lexical queries (unless a query has nothing else).
+STOPWORDS = frozenset("""
+a about above after again against all am an and any are as at be because been before being below between
+both but by can could did do does doing down during each few for from further had has have having he her
+here hers herself him himself his how i if in into is it its itself just me more most my myself no nor not
+now of off on once only or other our ours ourselves out over own same she should so some such than that the
+their theirs them themselves then there these they this those through to too under until up very was we
+were what when where which while who whom why will with would you your yours yourself yourselves
+""".split())
+
+
 def fts_query(text: str) -> str:
     """An FTS5 query that ORs the words of ``text`` (no FTS syntax errors on user input)."""
-    terms = dict.fromkeys(t.lower() for t in _TERM.findall(text))
-    return " OR ".join(f'"{t}"' for t in terms)
+    terms = list(dict.fromkeys(t.lower() for t in _TERM.findall(text)))
+    content = [t for t in terms if t not in STOPWORDS]
+    return " OR ".join(f'"{t}"' for t in (content or terms))
 
 
 class Store:

@@ -81,10 +81,14 @@ class VectorIndex:
 
     @classmethod
     def load(cls, path: Path, dimension: int) -> "VectorIndex":
+        if not path.exists():
+            raise FileNotFoundError(f"The vector file {path} is missing. Run `search index --repair`.")
         try:
             index = faiss.read_index(str(path))
         except RuntimeError as exc:
-            raise IndexCorrupt(f"The vector file {path} is damaged ({str(exc).splitlines()[0]}).") from exc
+            raise IndexCorrupt(
+                f"The vector file {path} is damaged or truncated. Run `search index --repair` to rebuild it."
+            ) from exc
         if index.d != dimension:
             raise IndexCorrupt(f"The vector file {path} has dimension {index.d}, the index expects {dimension}.")
         if not isinstance(index, faiss.IndexIDMap2):

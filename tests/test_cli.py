@@ -1,0 +1,112 @@
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from search.cli import cli
+
+
+@pytest.fixture
+def run(tmp_path):
+    runner = CliRunner()
+
+    def invoke(*args, ok=True):
+        result = runner.invoke(cli, [str(a) for a in args], env={"SEARCH_INDEX": str(tmp_path / "ix")})
+        if ok:
+            assert result.exit_code == 0, result.output
+        return result
+
+    return invoke
+
+
+def test_index_query_stats_rm(run, corpus, tiny_model):
+    out = run("index", corpus, "--model", tiny_model).output
+    assert "4 added" in out and "0 skipped" in out and "5 documents" in out
+    assert "4 unchanged" in run("index", corpus).output
+
+    hits = json.loads(run("query", "moon landed", "--mode", "lexical", "--json").output)
+    assert hits[0]["path"].endswith("rows.jsonl#m1") and hits[0]["rank"] == 1
+    assert {"score", "text", "start", "end", "title", "metadata"} <= set(hits[0])
+
+    text = run("query", "moon landed", "-k", "1").output
+    assert text.startswith("1. ") and "moon" in text
+
+    filtered = json.loads(run("query", "the", "--json", "--filter", "topic=earth").output)
+    assert [h["path"].rsplit("#")[1] for h in filtered] == ["m2"]
+
+    stats = json.loads(run("stats", "--json").output)
+    assert stats["documents"] == 5 and stats["vectors"] == stats["passages"]
+    assert "Passages:" in run("stats").output
+
+    assert "Deleted 2 documents" in run("rm", corpus / "rows.jsonl").output
+    assert json.loads(run("stats", "--json").output)["documents"] == 3
+
+
+def test_index_reports_skipped_files(run, corpus, tiny_model):
+    (corpus / "empty.md").write_text("")
+    result = run("index", corpus, "--model", tiny_model, "--json")
+    report = json.loads(result.output)
+    assert report["added"] == 4
+    assert [s["path"].rsplit("/", 1)[1] for s in report["skipped"]] == ["empty.md"]
+
+
+def test_clear_errors(run, corpus, tiny_model, tmp_path):
+    result = run("query", "anything", ok=False)
+    assert result.exit_code == 1 and "No index at" in result.output and "Traceback" not in result.output
+    result = run("index", tmp_path / "missing", "--model", tiny_model, ok=False)
+    assert "No such file or folder" in result.output
+    run("index", corpus, "--model", tiny_model)
+    result = run("query", "x", "--filter", "novalue", ok=False)
+    assert "FIELD=VALUE" in result.output
+    result = run("index", corpus, "--model", "all-MiniLM-L6-v2", ok=False)
+    assert "built with" in result.output
+
+
+def test_repair(run, corpus, tiny_model, tmp_path):
+    run("index", corpus, "--model", tiny_model)
+    (tmp_path / "ix" / "vectors.faiss").write_bytes(b"garbage")
+    result = run("query", "moon", ok=False)
+    assert "--repair" in result.output
+    assert "5 vectors rebuilt" in run("index", "--repair").output
+    assert "moon" in run("query", "moon", "-k", "1").output
+
+
+def test_similarity(run, tiny_model):
+    same = float(run("similarity", "the cat sat", "the cat sat", "--model", tiny_model).output)
+    other = json.loads(run("similarity", "the cat sat", "water plant energy", "--model", tiny_model, "--json").output)
+    assert same == pytest.approx(1.0, abs=1e-4) and -1.0 <= other["similarity"] <= 1.0
+
+
+@pytest.mark.integration
+def test_similarity_with_minilm(run):
+    close = json.loads(run("similarity", "A man is eating food.", "A man is eating a piece of bread.", "--json").output)
+    far = json.loads(run("similarity", "A man is eating food.", "The girl is carrying a baby.", "--json").output)
+    assert close["similarity"] > 0.6 > 0.3 > far["similarity"]
+
+
+def test_eval_retrieval_on_a_beir_folder(run, tmp_path, tiny_model):
+    folder = tmp_path / "mini"
+    (folder / "qrels").mkdir(parents=True)
+    (folder / "corpus.jsonl").write_text(
+        '{"_id": "d1", "title": "", "text": "the cat sat on the mat"}\n'
+        '{"_id": "d2", "title": "", "text": "water and sun light for a plant"}\n'
+    )
+    (folder / "queries.jsonl").write_text('{"_id": "q1", "text": "cat mat"}\n{"_id": "q2", "text": "plant water"}\n')
+    (folder / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\nq2\td2\t1\n")
+    rows = json.loads(run("eval", "retrieval", folder, "--model", tiny_model, "--mode", "lexical", "--json").output)
+    assert rows == [{"collection": "mini", "mode": "lexical", "ndcg@10": 1.0, "recall@100": 1.0, "map": 1.0,
+                     "queries": 2, "ms_per_query": rows[0]["ms_per_query"]}]
+    table = run("eval", "retrieval", folder, "--model", tiny_model, "--mode", "lexical").output
+    assert "nDCG@10" in table and "1.000" in table
+
+
+@pytest.mark.integration
+def test_demo_corpus_answers_the_readme_question(run):
+    out = run("index").output
+    assert "0 skipped" in out
+    hits = json.loads(run("query", "When was BERT published?", "--json", "-k", "3").output)
+    assert hits[0]["path"].endswith("index_data/nlp/bert.md")
+    pdf = json.loads(run("query", "Cranfield experiments Cleverdon", "--json", "-k", "1").output)
+    assert pdf[0]["path"].endswith("information-retrieval.pdf") and pdf[0]["page"] == 1
+    dense = json.loads(run("query", "first people on the moon", "--mode", "dense", "--json", "-k", "1").output)
+    assert dense[0]["path"].endswith("apollo-11.md")

@@ -1,0 +1,37 @@
+import math
+
+import pytest
+
+from search.evaluation import average_precision, load_collection, ndcg_at, parse_smart, recall_at, score_run
+
+
+def test_metrics_by_hand():
+    qrels = {"a": 1, "c": 1}
+    ranked = ["a", "b", "c"]
+    # DCG = 1/log2(2) + 1/log2(4) = 1.5; IDCG = 1 + 1/log2(3)
+    assert ndcg_at(ranked, qrels) == pytest.approx(1.5 / (1 + 1 / math.log2(3)))
+    assert average_precision(ranked, qrels) == pytest.approx((1 / 1 + 2 / 3) / 2)
+    assert recall_at(ranked, qrels, k=2) == 0.5
+    assert ndcg_at(["c", "a"], {"a": 3, "c": 1}) < ndcg_at(["a", "c"], {"a": 3, "c": 1}) == 1.0
+    assert score_run({"q": ranked, "unjudged": ["a"]}, {"q": qrels})["queries"] == 1
+
+
+def test_parse_smart_records():
+    text = ".I 1\n.T\nA title\n.A\nSomeone\n.W\nThe body\ntext here\n.I 2\n.W\nSecond\n"
+    assert parse_smart(text) == {"1": "A title\nThe body text here", "2": "Second"}
+
+
+def test_smart_collection_folder(tmp_path):
+    (tmp_path / "X.ALL").write_text(".I 1\n.W\nalpha beta\n.I 2\n.W\ngamma\n")
+    (tmp_path / "X.QRY").write_text(".I 1\n.W\nalpha?\n")
+    (tmp_path / "X.REL").write_text(" 1  1 0 0.000000\n")
+    c = load_collection(tmp_path)
+    assert c.documents == {"1": "alpha beta", "2": "gamma"}
+    assert c.qrels == {"1": {"1": 1}} and c.judged_queries() == {"1": "alpha?"}
+
+
+def test_unknown_folder_is_a_clear_error(tmp_path):
+    from search.errors import SearchError
+
+    with pytest.raises(SearchError, match="not a test collection"):
+        load_collection(tmp_path)

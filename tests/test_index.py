@@ -1,0 +1,154 @@
+import sqlite3
+
+import numpy as np
+import pytest
+
+from search import Index, IndexCorrupt, IndexNotFound, ModelMismatch
+from search.index import VECTORS_NAME
+from search.vectors import VectorIndex
+
+
+@pytest.fixture
+def index(tmp_path, tiny_model):
+    with Index.create(tmp_path / "ix", model=tiny_model) as idx:
+        yield idx
+
+
+def _consistent(idx):
+    ids = idx.store.passage_ids()
+    return np.array_equal(np.sort(idx.vectors.ids()), ids)
+
+
+def test_add_paths_and_search_all_modes(index, corpus):
+    report = index.add_paths([corpus])
+    assert (report.files, report.added, report.skipped) == (4, 4, [])
+    assert index.stats()["documents"] == 5  # the .jsonl file holds two
+    for mode in ("lexical", "dense", "hybrid"):
+        hits = index.search("moon landed", k=3, mode=mode)
+        assert hits and len(hits) <= 3
+        for hit in hits:
+            doc_text = index.store.db["documents"].get(hit.document_id)["text"]
+            assert doc_text[hit.start : hit.end] == hit.text
+    assert index.search("moon landed", mode="lexical")[0].path.endswith("rows.jsonl#m1")
+
+
+def test_reindex_skips_unchanged_replaces_changed_and_prunes(index, corpus):
+    index.add_paths([corpus])
+    again = index.add_paths([corpus])
+    assert (again.added, again.updated, again.unchanged, again.passages) == (0, 0, 4, 0)
+    (corpus / "cat.txt").write_text("The dog sat in the park with the cat.")
+    (corpus / "bert.md").unlink()
+    changed = index.add_paths([corpus], prune=True)
+    assert (changed.updated, changed.unchanged, changed.removed) == (1, 2, 1)
+    paths = {row["path"] for row in index.store.db["documents"].rows}
+    assert not any(p.endswith("bert.md") for p in paths)
+    cat = next(r for r in index.store.db["documents"].rows if r["path"].endswith("cat.txt"))
+    assert cat["text"].startswith("The dog sat")
+    assert _consistent(index) and index.stats()["documents"] == 4
+
+
+def test_bad_files_are_skipped_and_counted(index, corpus):
+    (corpus / "empty.txt").write_text("")
+    (corpus / "blob.txt").write_bytes(b"\x00\x01binary")
+    report = index.add_paths([corpus])
+    assert report.added == 4
+    assert sorted(p.rsplit("/", 1)[1] for p, _ in report.skipped) == ["blob.txt", "empty.txt"]
+
+
+def test_add_texts_metadata_filters_and_delete(index):
+    index.add_texts(
+        ["the cat sat on the mat", "the dog ran in the park", "the cat ran in the park"],
+        metadata=[{"kind": "cat", "year": 2020}, {"kind": "dog", "year": 2021}, {"kind": "cat", "year": 2021}],
+        ids=["a", "b", "c"],
+    )
+    got = {h.path for h in index.search("park", k=10, mode="lexical", filters={"kind": "cat"})}
+    assert got == {"c"}
+    got = {h.path for h in index.search("the", k=10, mode="dense", filters=["year=2021"])}
+    assert got == {"b", "c"}
+    assert {h.path for h in index.search("cat", k=10, filters=["path=a"])} == {"a"}
+    assert index.delete(["b"]) == 1
+    assert {h.path for h in index.search("the", k=10, mode="dense")} == {"a", "c"}
+    report = index.add_texts(["the cat sat on the mat"], ids=["a"])
+    assert report.unchanged == 1
+    assert _consistent(index)
+
+
+def test_per_doc_keeps_the_best_passage_of_each_document(index):
+    long_text = " ".join(f"The cat number {i} sat on the mat." for i in range(60))
+    index.add_texts([long_text, "A dog sat in the park."], ids=["long", "short"])
+    assert len(index.search("cat mat", k=10, mode="lexical")) > 2
+    hits = index.search("cat mat", k=10, mode="lexical", per_doc=True)
+    assert [h.path for h in hits] == ["long"]
+
+
+def test_open_checks_model_and_missing_index(tmp_path, tiny_model, index):
+    index.add_texts(["the cat sat"])
+    index.close()
+    with pytest.raises(IndexNotFound):
+        Index.open(tmp_path / "elsewhere")
+    with pytest.raises(ModelMismatch, match="built with"):
+        Index.open(index.path, model="all-MiniLM-L6-v2")
+    with Index.open(index.path, model=tiny_model) as again:
+        assert again.stats()["passages"] == 1
+
+
+def test_database_is_plain_sqlite(index, corpus):
+    index.add_paths([corpus])
+    conn = sqlite3.connect(index.path / "index.db")
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"documents", "passages", "passages_fts", "meta"} <= tables
+    assert conn.execute("SELECT count(*) FROM passages_fts WHERE passages_fts MATCH 'moon'").fetchone()[0] == 1
+
+
+def test_truncated_vector_file_is_a_clear_error_and_repair_fixes_it(index, corpus):
+    index.add_paths([corpus])
+    index.close()
+    vectors = index.path / VECTORS_NAME
+    vectors.write_bytes(vectors.read_bytes()[:100])
+    with pytest.raises(IndexCorrupt, match="damaged"):
+        Index.open(index.path)
+    with Index.open(index.path, check=False) as broken:
+        assert broken.repair() == 5
+    with Index.open(index.path) as fixed:
+        assert fixed.search("moon", mode="dense")
+
+
+def test_mismatched_vectors_are_detected(index, corpus):
+    index.add_paths([corpus])
+    index.close()
+    VectorIndex(index.vectors.dimension).save(index.path / VECTORS_NAME)
+    with pytest.raises(IndexCorrupt, match="repair"):
+        Index.open(index.path)
+
+
+def test_pending_vectors_left_by_a_killed_save_are_recovered(index, corpus):
+    index.add_paths([corpus])
+    live = index.path / VECTORS_NAME
+    # as if killed after the SQLite commit but before the rename
+    VectorIndex(index.vectors.dimension).save(live)
+    index.vectors.write_pending(live)
+    index.close()
+    with Index.open(index.path) as again:
+        assert len(again.vectors) == 5
+    assert not VectorIndex.pending_path(live).exists()
+
+
+def test_interrupt_rolls_back_to_last_checkpoint(index, corpus, monkeypatch):
+    index.add_texts(["the first text stays"], ids=["keep"])
+    index.batch_passages = 1
+    calls = {"n": 0}
+    real = index.encoder.encode
+
+    def flaky(texts, **kw):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real(texts, **kw)
+
+    monkeypatch.setattr(index.encoder, "encode", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        index.add_paths([corpus])
+    assert index.stats()["documents"] == 1 and _consistent(index)
+    index.close()
+    with Index.open(index.path) as again:
+        assert [h.path for h in again.search("first text", mode="dense")] == ["keep"]

@@ -1,0 +1,85 @@
+import pytest
+
+from search.errors import UnreadableFile
+from search.ingest import RowOptions, find_files, load_file
+
+
+def make_pdf(path, pages):
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    for text in pages:
+        pdf.add_page()
+        pdf.set_font("Helvetica", size=12)
+        pdf.multi_cell(0, 8, text)
+    pdf.output(str(path))
+    return path
+
+
+def test_text_and_markdown(corpus):
+    (doc,) = load_file(corpus / "bert.md")
+    assert doc.title == "BERT"
+    assert "published in 2018" in doc.text
+    assert doc.source == str(corpus / "bert.md") and len(doc.hash) == 64
+
+
+def test_html_strips_markup_and_scripts(corpus):
+    (doc,) = load_file(corpus / "sub" / "plant.html")
+    assert doc.title == "Plants"
+    assert doc.text == "A plant turns sun light and water into energy."
+
+
+def test_pdf_keeps_pages(tmp_path):
+    path = make_pdf(tmp_path / "two.pdf", ["Page one talks about cats.", "Page two talks about dogs."])
+    (doc,) = load_file(path)
+    assert len(doc.pages) == 2
+    second = doc.text[doc.pages[1]:]
+    assert "dogs" in second and "cats" not in second
+
+
+def test_jsonl_rows_become_documents_with_metadata(corpus):
+    docs = load_file(corpus / "rows.jsonl")
+    assert [d.path for d in docs] == [f"{corpus / 'rows.jsonl'}#m1", f"{corpus / 'rows.jsonl'}#m2"]
+    assert docs[0].metadata == {"id": "m1", "topic": "space", "year": 1969}
+    assert docs[1].text.startswith("Everest")
+
+
+def test_csv_with_custom_fields(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text("key,body,lang\nk1,Hello there,en\nk2,,en\nk3,Bonjour,fr\n")
+    docs = load_file(path, RowOptions(text_field="body", id_field="key"))
+    assert [d.path.split("#")[1] for d in docs] == ["k1", "k3"]  # the empty row is left out
+    assert docs[1].metadata["lang"] == "fr"
+
+
+@pytest.mark.parametrize(
+    "name, content, reason",
+    [
+        ("empty.txt", b"  \n", "empty"),
+        ("binary.txt", b"abc\x00\x01\x02def", "binary"),
+        ("latin.txt", "caf\u00e9".encode("latin-1"), "UTF-8"),
+        ("broken.pdf", b"%PDF-1.4\nthis is not really a pdf", "PDF"),
+        ("bad.jsonl", b'{"text": "ok"}\n{not json\n', "line 2"),
+        ("notext.jsonl", b'{"title": "no text field"}\n', "text"),
+    ],
+)
+def test_bad_files_raise_unreadable(tmp_path, name, content, reason):
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(UnreadableFile, match=reason):
+        load_file(path)
+
+
+def test_find_files_recurses_filters_and_skips_hidden(corpus):
+    (corpus / ".hidden").mkdir()
+    (corpus / ".hidden" / "secret.txt").write_text("hidden")
+    (corpus / "image.png").write_bytes(b"\x89PNG")
+    names = sorted(p.name for p in find_files([corpus]))
+    assert names == ["bert.md", "cat.txt", "plant.html", "rows.jsonl"]
+    assert [p.name for p in find_files([corpus], include=["*.md"])] == ["bert.md"]
+    assert "plant.html" not in [p.name for p in find_files([corpus], exclude=["sub/*"])]
+
+
+def test_find_files_missing_path(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope"):
+        list(find_files([tmp_path / "nope"]))

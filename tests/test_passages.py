@@ -1,0 +1,58 @@
+from search.passages import sentence_starts, split_passages
+
+
+def _tokens(tokenizer, text):
+    return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+def test_sentence_starts():
+    text = "First one. Second one! Third?\n\nNew paragraph"
+    starts = sentence_starts(text)
+    assert [text[s:].split()[0] for s in starts] == ["First", "Second", "Third?", "New"]
+
+
+def test_short_text_is_one_passage_with_exact_offsets(tiny_model):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_model)
+    text = "  The cat sat on the mat.  "
+    (p,) = split_passages(text, tok, max_tokens=50)
+    assert p.text == "The cat sat on the mat."
+    assert text[p.start : p.end] == p.text
+
+
+def test_long_text_respects_window_sentences_and_overlap(tiny_model):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_model)
+    sentences = [f"The cat number {i} sat on the mat in the park." for i in range(40)]
+    text = " ".join(sentences)
+    passages = split_passages(text, tok, max_tokens=40, overlap=12)
+    assert len(passages) > 5
+    for p in passages:
+        assert text[p.start : p.end] == p.text
+        assert len(_tokens(tok, p.text)) <= 40
+        assert p.text.startswith("The cat number")  # every cut falls on a sentence start
+    for a, b in zip(passages, passages[1:]):
+        assert b.start < a.end  # consecutive passages overlap
+        assert b.start > a.start
+    assert passages[0].start == 0 and passages[-1].end == len(text)
+
+
+def test_text_without_sentence_breaks_is_windowed(tiny_model):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_model)
+    text = " ".join(["word"] * 300)
+    passages = split_passages(text, tok, max_tokens=32, overlap=8)
+    covered = set()
+    for p in passages:
+        assert len(_tokens(tok, p.text)) <= 32
+        covered.update(range(p.start, p.end))
+    assert covered >= {i for i, c in enumerate(text) if c != " "}
+
+
+def test_empty_text_has_no_passages(tiny_model):
+    from transformers import AutoTokenizer
+
+    assert split_passages("   \n ", AutoTokenizer.from_pretrained(tiny_model)) == []
