@@ -51,10 +51,9 @@ def _show_progress(as_json: bool) -> bool:
 
 
 def _display_path(path: str) -> str:
-    try:
-        return os.path.relpath(path) if Path(path.split("#")[0]).is_absolute() and path.startswith(os.getcwd()) else path
-    except ValueError:
-        return path
+    """A path relative to the working directory when it lies below it."""
+    cwd = os.getcwd() + os.sep
+    return path[len(cwd):] if path.startswith(cwd) else path
 
 
 @click.group()
@@ -116,6 +115,8 @@ def index(paths, index_path, model, encoder, include, exclude, text_field, id_fi
         return
     for path, reason in report.skipped:
         click.secho(f"Skipped {_display_path(path)}: {reason}", fg="yellow", err=True)
+    if report.files == 0:
+        click.secho("No supported files found (.txt .md .rst .html .pdf .jsonl .csv .tsv).", fg="yellow", err=True)
     click.echo(
         f"{report.files} files: {report.added} added, {report.updated} updated, {report.unchanged} unchanged, "
         f"{len(report.skipped)} skipped, {report.removed} removed; {report.passages} passages encoded "

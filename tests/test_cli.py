@@ -62,6 +62,23 @@ def test_clear_errors(run, corpus, tiny_model, tmp_path):
     assert "built with" in result.output
 
 
+def test_empty_corpus_and_empty_index(run, tmp_path, tiny_model):
+    (tmp_path / "empty").mkdir()
+    result = run("index", tmp_path / "empty", "--model", tiny_model)
+    assert "No supported files found" in result.output and "0 documents" in result.output
+    assert run("query", "anything").output.strip() == "No results."
+
+
+def test_truncated_database_is_a_clear_error(run, corpus, tiny_model, tmp_path):
+    run("index", corpus, "--model", tiny_model)
+    db = tmp_path / "ix" / "index.db"
+    for extra in ("index.db-wal", "index.db-shm"):
+        (tmp_path / "ix" / extra).unlink(missing_ok=True)
+    db.write_bytes(db.read_bytes()[:1000])
+    result = run("stats", ok=False)
+    assert result.exit_code == 1 and "damaged" in result.output and "Traceback" not in result.output
+
+
 def test_repair(run, corpus, tiny_model, tmp_path):
     run("index", corpus, "--model", tiny_model)
     (tmp_path / "ix" / "vectors.faiss").write_bytes(b"garbage")
