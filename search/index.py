@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 
 from .encoders import Encoder, load_encoder
 from .errors import IndexCorrupt, IndexNotFound, ModelMismatch, UnreadableFile
-from .ingest import Document, RowOptions, file_hash, find_files, load_file
+from .ingest import Document, RowOptions, file_hash, find_files, first_line_title, load_file
 from .models import DEFAULT_MODEL, resolve_model
 from .passages import Passage, split_passages
 from .retrieval import Hit, Retriever
@@ -112,23 +112,26 @@ class Index:
             )
         dimension = int(meta["dimension"])
         vectors_path = path / VECTORS_NAME
-        ids = store.passage_ids()
-        VectorIndex.recover(vectors_path, dimension, ids)
-        if not check:  # for repair: whatever can be read, else nothing
-            try:
-                vectors = VectorIndex.load(vectors_path, dimension)
-            except (IndexCorrupt, FileNotFoundError):
-                vectors = VectorIndex(dimension)
-            return cls(path, store, vectors)
-        if not vectors_path.exists():
-            raise IndexCorrupt(f"The vector file {vectors_path} is missing. Run `search index --repair`.")
-        vectors = VectorIndex.load(vectors_path, dimension)
-        if not np.array_equal(np.sort(vectors.ids()), ids):
-            raise IndexCorrupt(
-                f"The index at {path} is inconsistent: {len(vectors)} vectors for {len(ids)} passages."
-                " Run `search index --repair` to rebuild the vectors from the database."
-            )
-        return cls(path, store, vectors)
+        with store.write_lock_if_free() as locked:
+            if locked:  # no writer can commit meanwhile: finish or undo an interrupted save
+                VectorIndex.recover(vectors_path, dimension, store.passage_ids())
+            if not check:  # for repair: whatever can be read, else nothing
+                try:
+                    return cls(path, store, VectorIndex.load(vectors_path, dimension))
+                except (IndexCorrupt, FileNotFoundError):
+                    return cls(path, store, VectorIndex(dimension))
+            if not vectors_path.exists():
+                raise IndexCorrupt(f"The vector file {vectors_path} is missing. Run `search index --repair`.")
+            # A writer in another process may be between its commit and its rename: look again.
+            for _ in range(1 if locked else 30):
+                vectors, ids = VectorIndex.load(vectors_path, dimension), store.passage_ids()
+                if np.array_equal(np.sort(vectors.ids()), ids):
+                    return cls(path, store, vectors)
+                time.sleep(0.1)
+        raise IndexCorrupt(
+            f"The index at {path} is inconsistent: {len(vectors)} vectors for {len(ids)} passages."
+            " Run `search index --repair` to rebuild the vectors from the database."
+        )
 
     @classmethod
     def open_or_create(cls, path=None, model: str | None = None, encoder: str | None = None, **options) -> "Index":
@@ -171,7 +174,7 @@ class Index:
         files = list(find_files(paths, include, exclude))
         report.files = len(files)
         known = self.store.documents_by_key("source")
-        docs: list[Document] = []
+        split: list[tuple[Document, list[Passage]]] = []
         replaced_sources: list[str] = []
         for path in tqdm(files, desc="Reading", unit="file", disable=not progress):
             source = str(path)
@@ -184,7 +187,7 @@ class Index:
                 report.unchanged += 1
                 continue
             try:
-                loaded = load_file(path, rows)
+                loaded = load_file(path, rows, data)
             except UnreadableFile as exc:
                 report.skipped.append((source, str(exc)))
                 continue
@@ -193,14 +196,14 @@ class Index:
                 report.updated += 1
             else:
                 report.added += 1
-            docs.extend(loaded)
+            split.extend((doc, self._passages_of(doc)) for doc in loaded)
         stale = set(self.store.documents_of_sources(replaced_sources))
         if prune:
             gone = [s for s in self.store.file_sources() if not Path(s).exists()]
             pruned = self.store.documents_of_sources(gone)
             report.removed = len(pruned)
             stale |= set(pruned)
-        report.passages = self._write(docs, sorted(stale), progress)
+        report.passages = self._write(split, sorted(stale), progress)
         report.seconds = time.perf_counter() - started
         return report
 
@@ -210,7 +213,7 @@ class Index:
         started = time.perf_counter()
         report = IndexReport(files=0)
         known = self.store.documents_by_key("path")
-        docs, stale = [], []
+        split, stale = [], []
         for i, text in enumerate(texts):
             digest = hashlib.sha256(text.encode()).hexdigest()
             key = str(ids[i]) if ids is not None else f"text:{digest[:16]}"
@@ -223,9 +226,10 @@ class Index:
             else:
                 report.added += 1
             meta = dict(metadata[i]) if metadata is not None else {}
-            title = str(meta.get("title") or text.strip().splitlines()[0][:80] if text.strip() else key)
-            docs.append(Document(path=key, text=text, title=title, metadata=meta, hash=digest))
-        report.passages = self._write(docs, stale, progress)
+            doc = Document(path=key, text=text, title=str(meta.get("title") or first_line_title(text, key)),
+                           metadata=meta, hash=digest)
+            split.append((doc, self._passages_of(doc)))
+        report.passages = self._write(split, stale, progress)
         report.seconds = time.perf_counter() - started
         return report
 
@@ -249,13 +253,13 @@ class Index:
                 out.append(Passage(p.text, p.start + lo, p.end + lo, page if doc.pages else None))
         return out
 
-    def _write(self, docs: list[Document], stale_doc_ids: list[int], progress: bool) -> int:
-        """Replace ``stale_doc_ids`` by ``docs`` in one or more checkpointed transactions."""
-        if not docs and not stale_doc_ids:
+    def _write(self, split: list[tuple[Document, list[Passage]]], stale_doc_ids: list[int], progress: bool) -> int:
+        """Replace ``stale_doc_ids`` by the split documents in one or more checkpointed transactions."""
+        if not split and not stale_doc_ids:
             return 0
+        self.store.begin_write()
         try:
             self.vectors.remove(self.store.delete_documents(stale_doc_ids))
-            split = [(doc, self._passages_of(doc)) for doc in docs]
             total = sum(len(p) for _, p in split)
             last_checkpoint = time.monotonic()
             with tqdm(total=total, desc="Encoding", unit="passage", disable=not progress or not total) as bar:

@@ -61,7 +61,7 @@ def _decode(data: bytes) -> str:
         raise UnreadableFile(f"not UTF-8 text (byte {exc.start})") from exc
 
 
-def _first_line_title(text: str, fallback: str) -> str:
+def first_line_title(text: str, fallback: str) -> str:
     for line in text.splitlines():
         line = line.strip().lstrip("#").strip()
         if line:
@@ -71,7 +71,7 @@ def _first_line_title(text: str, fallback: str) -> str:
 
 def load_text(path: Path, data: bytes, options: RowOptions) -> list[Document]:
     text = _decode(data)
-    return [Document(path=str(path), text=text, title=_first_line_title(text, path.stem))]
+    return [Document(path=str(path), text=text, title=first_line_title(text, path.stem))]
 
 
 def load_html(path: Path, data: bytes, options: RowOptions) -> list[Document]:
@@ -87,7 +87,7 @@ def load_html(path: Path, data: bytes, options: RowOptions) -> list[Document]:
     text = "\n".join(line for line in lines if line)
     if not text:
         raise UnreadableFile("no text in the HTML")
-    return [Document(path=str(path), text=text, title=title or _first_line_title(text, path.stem))]
+    return [Document(path=str(path), text=text, title=title or first_line_title(text, path.stem))]
 
 
 def load_pdf(path: Path, data: bytes, options: RowOptions) -> list[Document]:
@@ -180,10 +180,14 @@ def file_hash(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def load_file(path: Path, options: RowOptions | None = None) -> list[Document]:
-    """Read one file into documents (several for .jsonl/.csv). Unknown suffixes are read as text."""
+def load_file(path: Path, options: RowOptions | None = None, data: bytes | None = None) -> list[Document]:
+    """Read one file (or its already-read ``data``) into documents (several for .jsonl/.csv).
+
+    Unknown suffixes are read as text.
+    """
     options = options or RowOptions()
-    data = _read_bytes(path)
+    if data is None or not data.strip():
+        data = _read_bytes(path)
     loader = LOADERS.get(path.suffix.lower(), load_text)
     docs = loader(path, data, options)
     digest, mtime = file_hash(data), path.stat().st_mtime

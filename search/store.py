@@ -10,6 +10,7 @@ import json
 import re
 import sqlite3
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Mapping
@@ -17,11 +18,13 @@ from typing import Iterable, Mapping
 import numpy as np
 import sqlite_utils
 
-from .errors import IndexCorrupt
+from .errors import IndexCorrupt, SearchError
 from .ingest import Document
 from .passages import Passage
 
 SCHEMA_VERSION = 1
+#: How long a writer waits for another process's write transaction before giving up.
+BUSY_TIMEOUT_MS = 5000
 DOCUMENT_COLUMNS = ("path", "title", "source")
 
 _TERM = re.compile(r"\w+", re.UNICODE)
@@ -79,6 +82,7 @@ class Store:
             self.db = sqlite_utils.Database(str(self.path))
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA foreign_keys=ON")
+            self.db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             self._ensure_schema()
         except sqlite3.DatabaseError as exc:
             raise IndexCorrupt(f"The database {self.path} is damaged ({exc}); re-create the index.") from exc
@@ -149,6 +153,32 @@ class Store:
             self.conn.execute(f"DELETE FROM passages WHERE document_id IN ({marks})", chunk)
             self.conn.execute(f"DELETE FROM documents WHERE id IN ({marks})", chunk)
         return removed
+
+    def begin_write(self) -> None:
+        """Take SQLite's write lock now, so that a second writer fails early with a clear message."""
+        if self.conn.in_transaction:
+            return
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise SearchError(f"Another process is writing to the index at {self.path.parent}; try again when it is done.") from exc
+
+    @contextmanager
+    def write_lock_if_free(self):
+        """Yield True while holding the write lock, or False at once when another process holds it."""
+        self.conn.execute("PRAGMA busy_timeout=0")
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+            locked = True
+        except sqlite3.OperationalError:
+            locked = False
+        finally:
+            self.conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        try:
+            yield locked
+        finally:
+            if locked:
+                self.conn.rollback()
 
     def commit(self) -> None:
         self.conn.commit()

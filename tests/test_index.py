@@ -152,3 +152,18 @@ def test_interrupt_rolls_back_to_last_checkpoint(index, corpus, monkeypatch):
     index.close()
     with Index.open(index.path) as again:
         assert [h.path for h in again.search("first text", mode="dense")] == ["keep"]
+
+
+def test_readers_and_a_second_writer_while_a_write_is_open(index, corpus, tiny_model, monkeypatch):
+    from search import SearchError
+    from search import store as store_module
+
+    index.add_paths([corpus])
+    index.store.begin_write()
+    index.store.delete_documents([1])  # uncommitted
+    monkeypatch.setattr(store_module, "BUSY_TIMEOUT_MS", 50)
+    with Index.open(index.path) as reader:  # sees the last committed state
+        assert reader.stats()["documents"] == 5
+        with pytest.raises(SearchError, match="Another process is writing"):
+            reader.add_texts(["the cat"], ids=["x"])
+    index.store.rollback()
