@@ -61,10 +61,6 @@ def _display_path(path: str) -> str:
 def cli():
     """Offline semantic search over your documents: index a folder, then query it in plain language."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()
-    hf_logging.set_verbosity_error()
 
 
 @cli.command()
@@ -124,17 +120,25 @@ def index(paths, index_path, model, encoder, include, exclude, text_field, id_fi
     )
 
 
-_STOPWORDS = set("a an and are as at be by for from how in is it of on or that the this to was were what when where which who why with".split())
+def _query_pattern(query: str) -> re.Pattern | None:
+    """Words that share a crude stem with a content word of ``query``."""
+    from .store import STOPWORDS
+
+    stems = {re.sub(r"(ing|ed|es|s|ly)$", "", w) for w in re.findall(r"\w+", query.lower()) if w not in STOPWORDS}
+    stems = sorted((s for s in stems if len(s) >= 2), key=len, reverse=True)
+    return re.compile(r"\b(" + "|".join(map(re.escape, stems)) + r")\w*", re.I) if stems else None
 
 
-def highlight(text: str, query: str) -> str:
-    """Bold the words of ``text`` that share a stem with a word of ``query``."""
-    stems = {re.sub(r"(ing|ed|es|s|ly)$", "", w) for w in re.findall(r"\w+", query.lower()) if w not in _STOPWORDS}
-    stems = {s for s in stems if len(s) >= 2}
-    if not stems:
-        return text
-    pattern = re.compile(r"\b(" + "|".join(sorted(map(re.escape, stems), key=len, reverse=True)) + r")\w*", re.I)
-    return pattern.sub(lambda m: click.style(m.group(0), bold=True, fg="red"), text)
+def snippet(text: str, query: str, width: int = 500) -> str:
+    """About ``width`` characters of ``text`` around the query's words, with those words in bold."""
+    text = " ".join(text.split())
+    pattern = _query_pattern(query)
+    first = pattern.search(text) if pattern else None
+    start = max(0, (first.start() if first else 0) - width // 4)
+    if start:
+        start = text.find(" ", start) + 1 or start
+    piece = ("..." if start else "") + text[start : start + width] + ("..." if start + width < len(text) else "")
+    return pattern.sub(lambda m: click.style(m.group(0), bold=True, fg="red"), piece) if pattern else piece
 
 
 @cli.command()
@@ -161,8 +165,7 @@ def query(text, index_path, k, mode, filters, per_doc, as_json):
     for h in hits:
         where = _display_path(h.path) + (f", page {h.page}" if h.page else "")
         click.echo(click.style(f"{h.rank}. {h.score:.3f}  {h.title}", bold=True) + f"  ({where})")
-        passage = " ".join(h.text.split())
-        click.echo("   " + highlight(passage[:600] + ("..." if len(passage) > 600 else ""), text) + "\n")
+        click.echo("   " + snippet(h.text, text) + "\n")
 
 
 @cli.command()

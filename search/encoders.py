@@ -42,6 +42,14 @@ def _configured_max_length(path: str) -> int | None:
     return None
 
 
+def _quiet_transformers() -> None:
+    """No per-load progress bars or warnings from transformers: the caller shows its own progress."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+
+
 class _Base:
     kind = ""
 
@@ -49,6 +57,7 @@ class _Base:
         self.model_name = str(model)
         self.path = resolve_model(model)
         self.device = device
+        _quiet_transformers()
 
     @cached_property
     def tokenizer(self):

@@ -328,6 +328,8 @@ class Index:
         filters = _filters(filters)
         n = max(k * 5, 100) if per_doc else max(k, 100 if mode == "hybrid" else k)
         ranked = self.retriever(**options).rank(query, n, mode, filters)
+        if not per_doc:
+            ranked = ranked[:k]
         rows = self.store.passages([i for i, *_ in ranked])
         hits: list[Hit] = []
         seen_docs: set[int] = set()

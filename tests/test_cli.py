@@ -127,3 +127,15 @@ def test_demo_corpus_answers_the_readme_question(run):
     assert pdf[0]["path"].endswith("information-retrieval.pdf") and pdf[0]["page"] == 1
     dense = json.loads(run("query", "first people on the moon", "--mode", "dense", "--json", "-k", "1").output)
     assert dense[0]["path"].endswith("apollo-11.md")
+
+
+def test_snippet_shows_the_matching_part_with_terms_highlighted():
+    import click
+
+    from search.cli import snippet
+
+    text = "filler words here. " * 100 + "The Hawking radiation of black holes."
+    shown = click.unstyle(snippet(text, "what is Hawking radiation?", width=200))
+    assert shown.startswith("...") and "Hawking radiation" in shown and len(shown) <= 210
+    assert click.style("Hawking", bold=True, fg="red") in snippet(text, "hawking")
+    assert snippet("short text", "the") == "short text"
