@@ -85,8 +85,10 @@ class Index:
         window = min(max_tokens or enc.max_tokens, enc.max_tokens)
         path.mkdir(parents=True, exist_ok=True)
         store = Store(path / DB_NAME)
+        local = Path(model).expanduser()  # a local folder is recorded absolute: usable from anywhere
         store.set_meta({
-            "model": str(model), "encoder": encoder, "dimension": enc.dimension, "normalized": "true",
+            "model": str(local.resolve()) if local.is_dir() else str(model),
+            "encoder": encoder, "dimension": enc.dimension, "normalized": "true",
             "metric": "cosine", "max_tokens": window, "overlap": overlap, "created": time.time(),
         })
         vectors = VectorIndex(enc.dimension)

@@ -212,6 +212,7 @@ def find_files(
     hidden entries and files without a loader are passed over. Missing paths raise FileNotFoundError.
     """
     include, exclude = list(include), list(exclude)
+    seen: set[Path] = set()
     for given in paths:
         root = Path(given).expanduser().resolve()
         if not root.exists():
@@ -229,6 +230,7 @@ def find_files(
             base = root if root.is_dir() else root.parent
             if include and not _matches(path, base, include):
                 continue
-            if exclude and _matches(path, base, exclude):
+            if exclude and _matches(path, base, exclude) or path in seen:
                 continue
+            seen.add(path)
             yield path

@@ -80,6 +80,11 @@ def test_find_files_recurses_filters_and_skips_hidden(corpus):
     assert "plant.html" not in [p.name for p in find_files([corpus], exclude=["sub/*"])]
 
 
+def test_find_files_yields_each_file_once(corpus):
+    files = list(find_files([corpus, corpus / "cat.txt", corpus]))
+    assert len(files) == len(set(files)) == 4
+
+
 def test_find_files_missing_path(tmp_path):
     with pytest.raises(FileNotFoundError, match="nope"):
         list(find_files([tmp_path / "nope"]))
