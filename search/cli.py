@@ -101,10 +101,16 @@ def index(paths, index_path, model, encoder, include, exclude, text_field, id_fi
         paths = (DEMO_CORPUS,)
     options = {"max_tokens": max_tokens} if max_tokens else {}
     with Index.open_or_create(index_path, model=model, encoder=encoder, **options) as idx:
-        report = idx.add_paths(
-            paths, include=include, exclude=exclude, prune=prune, progress=_show_progress(as_json),
-            rows=RowOptions(text_field=text_field, id_field=id_field, title_field=title_field),
-        )
+        try:
+            report = idx.add_paths(
+                paths, include=include, exclude=exclude, prune=prune, progress=_show_progress(as_json),
+                rows=RowOptions(text_field=text_field, id_field=id_field, title_field=title_field),
+            )
+        except KeyboardInterrupt:
+            kept = idx.stats()["documents"]
+            click.secho(f"\nInterrupted. The index keeps its last committed state ({kept} documents);"
+                        " run the same command again to continue.", fg="yellow", err=True)
+            sys.exit(130)
         stats = idx.stats()
     if as_json:
         _echo_json({**report.to_dict(), "index": stats})

@@ -265,7 +265,7 @@ class Index:
             total = sum(len(p) for _, p in split)
             last_checkpoint = time.monotonic()
             with tqdm(total=total, desc="Encoding", unit="passage", disable=not progress or not total) as bar:
-                for batch in _batches(split, self.batch_passages):
+                for batch, complete in _batches(split, self.batch_passages):
                     texts = [p.text for _, passages in batch for p in passages]
                     vectors = self.encoder.encode(texts) if texts else np.zeros((0, self.vectors.dimension))
                     at = 0
@@ -274,7 +274,7 @@ class Index:
                         self.vectors.add(ids, vectors[at : at + len(passages)])
                         at += len(passages)
                     bar.update(len(texts))
-                    if time.monotonic() - last_checkpoint > self.checkpoint_seconds:
+                    if complete and time.monotonic() - last_checkpoint > self.checkpoint_seconds:
                         self._checkpoint()
                         last_checkpoint = time.monotonic()
             self._checkpoint()
@@ -377,13 +377,18 @@ def _filters(filters) -> list[Filter]:
 
 
 def _batches(split: list[tuple[Document, list[Passage]]], size: int):
-    """Group whole documents into batches of about ``size`` passages."""
+    """Group whole documents into batches of about ``size`` passages.
+
+    Yields ``(batch, complete)``: ``complete`` is True when the batch ends with the last document of
+    its file, the only places where a checkpoint may commit (a file is indexed all or nothing, so
+    that its content hash can say it is done).
+    """
     batch, count = [], 0
-    for doc, passages in split:
+    for i, (doc, passages) in enumerate(split):
         batch.append((doc, passages))
         count += len(passages)
-        if count >= size:
-            yield batch
+        if count >= size or i == len(split) - 1:
+            following = split[i + 1][0] if i + 1 < len(split) else None
+            complete = following is None or not doc.source or following.source != doc.source
+            yield batch, complete
             batch, count = [], 0
-    if batch:
-        yield batch

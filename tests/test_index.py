@@ -167,3 +167,24 @@ def test_readers_and_a_second_writer_while_a_write_is_open(index, corpus, tiny_m
         with pytest.raises(SearchError, match="Another process is writing"):
             reader.add_texts(["the cat"], ids=["x"])
     index.store.rollback()
+
+
+def test_a_file_is_committed_all_or_nothing(index, tmp_path, monkeypatch):
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text("".join(f'{{"id": "r{i}", "text": "the cat number {i} sat"}}\n' for i in range(20)))
+    index.batch_passages, index.checkpoint_seconds = 4, 0.0
+    calls = {"n": 0}
+    real = index.encoder.encode
+
+    def interrupted_late(texts, **kw):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise KeyboardInterrupt
+        return real(texts, **kw)
+
+    monkeypatch.setattr(index.encoder, "encode", interrupted_late)
+    with pytest.raises(KeyboardInterrupt):
+        index.add_paths([rows])
+    assert index.stats()["documents"] == 0  # no half file whose hash would mark it done
+    monkeypatch.setattr(index.encoder, "encode", real)
+    assert index.add_paths([rows]).added == 1 and index.stats()["documents"] == 20
