@@ -1,0 +1,173 @@
+"""Extractive question answering: find the answer span to a question in passages.
+
+Question and passage go into the model together; a passage longer than the window is split into
+overlapping windows (``stride``), never truncated. Decoding keeps only spans inside the passage,
+with end >= start and at most ``max_answer_tokens`` tokens, and scores a span by the sum of its start
+and end logits, which is comparable across windows and passages.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Sequence
+
+import numpy as np
+
+from .errors import ModelNotFound
+
+#: A reader folder made by ``search train reader``: weights that differ from its base model.
+DELTA_WEIGHTS = "delta.safetensors"
+READER_CARD = "reader.json"
+
+
+def load_qa_model(path: str):
+    """An ``AutoModelForQuestionAnswering`` from a complete folder, or from a delta folder over its base."""
+    import json
+    from pathlib import Path
+
+    from transformers import AutoModelForQuestionAnswering
+
+    from .encoders import _quiet_transformers
+    from .models import resolve_model
+
+    _quiet_transformers()
+    folder = Path(path)
+    if not (folder / DELTA_WEIGHTS).exists():
+        return AutoModelForQuestionAnswering.from_pretrained(path)
+    from safetensors.torch import load_file
+
+    base = json.loads((folder / READER_CARD).read_text())["base_model"]
+    model = AutoModelForQuestionAnswering.from_pretrained(resolve_model(base), config=str(folder / "config.json"))
+    delta = {k: v.float() for k, v in load_file(str(folder / DELTA_WEIGHTS)).items()}
+    missing = set(delta) - set(model.state_dict())
+    if missing:
+        raise ModelNotFound(f"{folder}: weights {sorted(missing)[:3]} do not fit the base model {base!r}")
+    model.load_state_dict(delta, strict=False)
+    return model
+
+
+@dataclass
+class Answer:
+    text: str
+    score: float  # confidence: softmax of the span logits over every candidate of the call
+    logit: float  # start + end logit
+    passage: int  # index of the passage it was found in
+    start: int  # character offsets in that passage
+    end: int
+
+
+def best_spans(start_logits: np.ndarray, end_logits: np.ndarray, first: int, last: int,
+               top_n: int = 20, max_tokens: int = 30) -> list[tuple[float, int, int]]:
+    """The best (logit, start token, end token) spans with first <= start <= end <= last.
+
+    Only the ``top_n`` start and end positions inside [first, last] are paired, and a span has at
+    most ``max_tokens`` tokens. Sorted best first.
+    """
+    if last < first:
+        return []
+    starts = first + np.argsort(start_logits[first : last + 1])[::-1][:top_n]
+    ends = first + np.argsort(end_logits[first : last + 1])[::-1][:top_n]
+    spans = [
+        (float(start_logits[s] + end_logits[e]), int(s), int(e))
+        for s in starts for e in ends if s <= e < s + max_tokens
+    ]
+    return sorted(spans, reverse=True)
+
+
+class Reader:
+    """``Reader(model).read(question, passages)`` returns ranked answers.
+
+    ``model`` is a folder of an ``AutoModelForQuestionAnswering`` or a hub id (online only).
+    """
+
+    def __init__(self, model: str, max_length: int = 256, stride: int = 96, max_answer_tokens: int = 30,
+                 top_n: int = 20, batch_size: int = 16, device: str = "cpu"):
+        self.model_name = str(model)
+        self.max_length, self.stride = max_length, stride
+        self.max_answer_tokens, self.top_n, self.batch_size = max_answer_tokens, top_n, batch_size
+        self.device = device
+
+    @classmethod
+    def from_model(cls, model, tokenizer, **options) -> "Reader":
+        """A reader over an already loaded model and tokenizer (used during training)."""
+        reader = cls("<in memory>", **options)
+        reader.__dict__.update(model=model, tokenizer=tokenizer)
+        return reader
+
+    @cached_property
+    def tokenizer(self):
+        from transformers import AutoTokenizer
+
+        return AutoTokenizer.from_pretrained(self._path)
+
+    @cached_property
+    def model(self):
+        # float32: half precision is several times slower on CPUs
+        return load_qa_model(self._path).float().to(self.device).eval()
+
+    @cached_property
+    def _path(self) -> str:
+        from .models import resolve_model
+
+        try:
+            return resolve_model(self.model_name)
+        except ModelNotFound as exc:
+            raise ModelNotFound(f"{exc}\nA reader is an extractive question-answering model folder.") from None
+
+    def _windows(self, question: str, passages: Sequence[str]):
+        return self.tokenizer(
+            [question] * len(passages), list(passages), truncation="only_second", max_length=self.max_length,
+            stride=self.stride, return_overflowing_tokens=True, return_offsets_mapping=True, padding="longest",
+        )
+
+    def _logits(self, encoded) -> tuple[np.ndarray, np.ndarray]:
+        import torch
+
+        names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in encoded]
+        starts, ends = [], []
+        for b in range(0, len(encoded["input_ids"]), self.batch_size):
+            batch = {n: torch.tensor(encoded[n][b : b + self.batch_size], device=self.device) for n in names}
+            with torch.inference_mode():
+                out = self.model(**batch)
+            starts.append(out.start_logits.float().cpu().numpy())
+            ends.append(out.end_logits.float().cpu().numpy())
+        return np.concatenate(starts), np.concatenate(ends)
+
+    def read(self, question: str, passages: Sequence[str], top_k: int = 5) -> list[Answer]:
+        """The ``top_k`` best answers to ``question`` found in ``passages``, best first."""
+        if not passages or not question.strip():
+            return []
+        encoded = self._windows(question, passages)
+        start_logits, end_logits = self._logits(encoded)
+        candidates = []
+        for w in range(len(encoded["input_ids"])):
+            sequence_ids = encoded.sequence_ids(w)
+            context = [i for i, s in enumerate(sequence_ids) if s == 1]
+            if not context:
+                continue
+            passage = encoded["overflow_to_sample_mapping"][w]
+            offsets = encoded["offset_mapping"][w]
+            for logit, s, e in best_spans(start_logits[w], end_logits[w], context[0], context[-1],
+                                          self.top_n, self.max_answer_tokens):
+                candidates.append((logit, passage, offsets[s][0], offsets[e][1]))
+        return _rank(candidates, passages, top_k)
+
+
+def _rank(candidates: list[tuple[float, int, int, int]], passages: Sequence[str], top_k: int) -> list[Answer]:
+    """Softmax over all candidate spans; one answer per distinct (passage, start, end), best first."""
+    if not candidates:
+        return []
+    top = max(c[0] for c in candidates)
+    total = sum(math.exp(c[0] - top) for c in candidates)
+    seen, answers = set(), []
+    for logit, passage, start, end in sorted(candidates, reverse=True):
+        if (passage, start, end) in seen:
+            continue  # the same span found again in an overlapping window
+        seen.add((passage, start, end))
+        text = passages[passage][start:end]
+        answers.append(Answer(text, math.exp(logit - top) / total, logit, passage, start, end))
+        if len(answers) == top_k:
+            break
+    return answers
