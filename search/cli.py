@@ -174,6 +174,42 @@ def query(text, index_path, k, mode, filters, per_doc, as_json):
         click.echo("   " + snippet(h.text, text) + "\n")
 
 
+def reader_option(func):
+    return click.option("--reader", "reader_model", help="Reader model folder (default: the shipped reader).")(func)
+
+
+@cli.command()
+@click.argument("question")
+@index_option
+@click.option("-k", "k", default=5, show_default=True, help="Passages to read.")
+@click.option("--answers", default=1, show_default=True, help="How many answers.")
+@click.option("--mode", type=click.Choice(["hybrid", "dense", "lexical"]), default="hybrid", show_default=True)
+@click.option("--filter", "filters", multiple=True, metavar="FIELD=VALUE", help="As for `search query`.")
+@reader_option
+@json_option
+@_handle_errors
+def ask(question, index_path, k, answers, mode, filters, reader_model, as_json):
+    """Answer QUESTION with a span from the indexed documents."""
+    from .index import Index
+    from .reader import Reader
+
+    with Index.open(index_path) as idx:
+        found = idx.ask(question, k=k, answers=answers, reader=Reader(reader_model), mode=mode, filters=filters)
+    if as_json:
+        _echo_json([f.to_dict() for f in found])
+        return
+    if not found:
+        click.echo("No answer found.")
+    for f in found:
+        where = _display_path(f.path) + (f", page {f.page}" if f.page else "") + f", characters {f.start}-{f.end}"
+        click.echo(click.style(f.text, bold=True) + f"  (confidence {f.score:.2f})")
+        s, o = " ".join(f.sentence[: f.sentence_offset].split()), f.sentence_offset
+        span = f.sentence[o : o + len(f.text)]
+        after = " ".join(f.sentence[o + len(f.text) :].split())
+        click.echo(f"   {s} " + click.style(span, bold=True, fg="red") + f" {after}".rstrip())
+        click.echo(f"   {f.title} ({where})\n")
+
+
 @cli.command()
 @click.argument("targets", nargs=-1, required=True)
 @index_option
@@ -277,3 +313,62 @@ def eval_retrieval(collections, modes, model, encoder, cache, as_json):
         values = [r["ndcg@10"] for r in rows if r["mode"] == mode]
         if len(values) > 1:
             click.echo(f"{'mean':<12}{mode:<9}{sum(values) / len(values):>9.3f}")
+
+
+@eval_group.command(name="qa")
+@click.option("--data", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="SQuAD-format JSON file.")
+@click.option("--mode", "modes", multiple=True, type=click.Choice(["reader", "open"]),
+              help="reader: the gold paragraph is given; open: all paragraphs indexed, found by retrieval.")
+@click.option("--limit", type=int, help="Only the first N questions.")
+@click.option("-k", "k", default=5, show_default=True, help="Open mode: passages to read.")
+@reader_option
+@json_option
+@_handle_errors
+def eval_qa(data, modes, limit, k, reader_model, as_json):
+    """Exact match and F1 (official SQuAD normalisation) of the reader."""
+    from .evaluation import evaluate_qa
+    from .reader import Reader
+
+    rows = evaluate_qa(data, Reader(reader_model), modes or ("reader",), limit=limit, k=k,
+                       progress=_show_progress(as_json))
+    if as_json:
+        _echo_json(rows)
+        return
+    click.echo(f"{'mode':<8}{'EM':>7}{'F1':>7}{'questions':>11}{'ms/q':>8}")
+    for r in rows:
+        click.echo(f"{r['mode']:<8}{r['exact_match']:>7.1f}{r['f1']:>7.1f}{r['questions']:>11}{r['ms_per_question']:>8.1f}")
+
+
+@cli.group()
+def train():
+    """Fine-tune the project's models on your data."""
+
+
+@train.command(name="reader")
+@click.option("--data", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="SQuAD-format training file.")
+@click.option("--output", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for checkpoint/ (resumed when present) and best/ (the reader to use).")
+@click.option("--dev", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="SQuAD-format dev file.")
+@click.option("--dev-questions", default=600, show_default=True)
+@click.option("--base-model", default=DEFAULT_MODEL, show_default=True)
+@click.option("--epochs", default=2.0, show_default=True)
+@click.option("--batch-size", default=32, show_default=True)
+@click.option("--learning-rate", default=1e-4, show_default=True)
+@click.option("--max-length", default=256, show_default=True, help="Window in tokens (question + passage).")
+@click.option("--stride", default=96, show_default=True, help="Tokens shared by consecutive windows of a long passage.")
+@click.option("--checkpoint-minutes", default=15.0, show_default=True)
+@click.option("--max-minutes", type=float, help="Stop (after a checkpoint) after this long.")
+@_handle_errors
+def train_reader_command(data, output, dev, dev_questions, base_model, epochs, batch_size, learning_rate,
+                         max_length, stride, checkpoint_minutes, max_minutes):
+    """Train an extractive QA reader (resumable: run it again to continue)."""
+    from .training import ReaderRecipe, train_reader
+
+    recipe = ReaderRecipe(base_model=base_model, epochs=epochs, batch_size=batch_size,
+                          learning_rate=learning_rate, max_length=max_length, stride=stride)
+    state = train_reader(data, output, recipe, dev=dev, dev_questions=dev_questions,
+                         checkpoint_minutes=checkpoint_minutes, max_minutes=max_minutes,
+                         progress=sys.stderr.isatty(), log=click.echo)
+    click.echo(f"Stopped at step {state['step']}; best dev F1 {state['best_f1']:.1f}. Reader: {output / 'best'}")

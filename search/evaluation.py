@@ -204,3 +204,48 @@ def evaluate_retrieval(index, collection: Collection, mode: str = "hybrid", **op
     scores = score_run(run, collection.qrels)
     scores["ms_per_query"] = 1000 * sum(latencies) / max(len(latencies), 1)
     return scores
+
+
+# --- question answering ---------------------------------------------------------------------------
+
+def evaluate_qa(data, reader, modes=("reader",), limit: int | None = None, k: int = 5,
+                progress: bool = False) -> list[dict]:
+    """EM/F1 of ``reader`` on a SQuAD-format file.
+
+    ``reader`` mode gives the gold paragraph; ``open`` mode indexes every paragraph of the file
+    (in a temporary index) and answers through retrieval (``Index.ask`` over ``k`` passages).
+    """
+    import tempfile
+
+    from tqdm.auto import tqdm
+
+    from .reader import answers_from_hits
+    from .squad import load_squad, score_predictions
+
+    examples = load_squad(data)[:limit]
+    rows = []
+    for mode in modes:
+        predictions, started = {}, time.perf_counter()
+        with tempfile.TemporaryDirectory() as tmp:
+            index = _paragraph_index(examples, tmp) if mode == "open" else None
+            for ex in tqdm(examples, desc=f"Answering ({mode})", disable=not progress):
+                if index is None:
+                    found = reader.read(ex.question, [ex.context], top_k=1)
+                else:
+                    found = answers_from_hits(reader, ex.question, index.search(ex.question, k=k), answers=1)
+                predictions[ex.id] = found[0].text if found else ""
+            if index is not None:
+                index.close()
+        seconds = time.perf_counter() - started
+        rows.append({"mode": mode, **score_predictions(examples, predictions),
+                     "ms_per_question": 1000 * seconds / max(len(examples), 1)})
+    return rows
+
+
+def _paragraph_index(examples, folder: str):
+    from .index import Index
+
+    index = Index.create(Path(folder) / "paragraphs")
+    contexts = list(dict.fromkeys(ex.context for ex in examples))
+    index.add_texts(contexts)
+    return index

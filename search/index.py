@@ -351,6 +351,18 @@ class Index:
                 break
         return hits
 
+    def ask(self, question: str, k: int = 5, answers: int = 3, reader=None, **search_options) -> list:
+        """Retrieve ``k`` passages and read them: the best ``answers`` as ``FoundAnswer``s.
+
+        ``reader`` is a ``Reader`` (default: the shipped one, loaded once per index).
+        """
+        from .reader import Reader, answers_from_hits
+
+        if reader is None:
+            reader = self.__dict__.setdefault("_reader", Reader())
+        hits = self.search(question, k=k, **search_options)
+        return answers_from_hits(reader, question, hits, answers)
+
     def stats(self) -> dict:
         sizes = {name: (self.path / name).stat().st_size for name in (DB_NAME, VECTORS_NAME) if (self.path / name).exists()}
         return {

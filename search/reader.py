@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -20,12 +21,13 @@ from .errors import ModelNotFound
 #: A reader folder made by ``search train reader``: weights that differ from its base model.
 DELTA_WEIGHTS = "delta.safetensors"
 READER_CARD = "reader.json"
+#: The reader this project trains and ships (see its reader.json for data, recipe and metrics).
+DEFAULT_READER = Path(__file__).resolve().parent / "reader_model"
 
 
 def load_qa_model(path: str):
     """An ``AutoModelForQuestionAnswering`` from a complete folder, or from a delta folder over its base."""
     import json
-    from pathlib import Path
 
     from transformers import AutoModelForQuestionAnswering
 
@@ -79,12 +81,13 @@ def best_spans(start_logits: np.ndarray, end_logits: np.ndarray, first: int, las
 class Reader:
     """``Reader(model).read(question, passages)`` returns ranked answers.
 
-    ``model`` is a folder of an ``AutoModelForQuestionAnswering`` or a hub id (online only).
+    ``model`` is a folder of an ``AutoModelForQuestionAnswering`` (or one made by ``search train
+    reader``) or a hub id (online only); ``Reader()`` loads the reader this project ships.
     """
 
-    def __init__(self, model: str, max_length: int = 256, stride: int = 96, max_answer_tokens: int = 30,
+    def __init__(self, model: str | None = None, max_length: int = 256, stride: int = 96, max_answer_tokens: int = 30,
                  top_n: int = 20, batch_size: int = 16, device: str = "cpu"):
-        self.model_name = str(model)
+        self.model_name = str(model or DEFAULT_READER)
         self.max_length, self.stride = max_length, stride
         self.max_answer_tokens, self.top_n, self.batch_size = max_answer_tokens, top_n, batch_size
         self.device = device
@@ -111,6 +114,11 @@ class Reader:
     def _path(self) -> str:
         from .models import resolve_model
 
+        if self.model_name == str(DEFAULT_READER) and not DEFAULT_READER.is_dir():
+            raise ModelNotFound(
+                f"The default reader is not installed ({DEFAULT_READER} is missing). Train one with"
+                " `search train reader --data train-v1.1.json --output DIR`, then pass `--reader DIR/best`."
+            )
         try:
             return resolve_model(self.model_name)
         except ModelNotFound as exc:
@@ -171,3 +179,55 @@ def _rank(candidates: list[tuple[float, int, int, int]], passages: Sequence[str]
         if len(answers) == top_k:
             break
     return answers
+
+
+@dataclass
+class FoundAnswer:
+    """An answer found in the index: the span, where it is, and how sure the reader is."""
+
+    text: str
+    score: float  # reader confidence, summed over the passages that gave the same answer
+    path: str
+    title: str
+    start: int  # character offsets of the span in the document's text
+    end: int
+    page: int | None
+    sentence: str  # the sentence around the span
+    sentence_offset: int  # where the span starts inside ``sentence``
+    passage_rank: int  # retrieval rank of the passage it came from
+    sources: int = 1  # how many passages gave this answer
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def sentence_around(text: str, start: int, end: int) -> tuple[str, int]:
+    """The sentence of ``text`` holding [start, end), and the span's offset inside it."""
+    from .passages import sentence_starts
+
+    starts = sentence_starts(text)
+    begin = max((s for s in starts if s <= start), default=0)
+    finish = min((s for s in starts if s >= end), default=len(text))
+    raw = text[begin:finish]
+    stripped = raw.lstrip()
+    return stripped.rstrip(), start - begin - (len(raw) - len(stripped))
+
+
+def answers_from_hits(reader: Reader, question: str, hits: list, answers: int = 3) -> list[FoundAnswer]:
+    """Read retrieved passages (``Hit``s) and merge identical answers from different passages."""
+    from .squad import normalize_answer
+
+    merged: dict[str, FoundAnswer] = {}
+    for a in reader.read(question, [h.text for h in hits], top_k=max(answers * 5, 10)):
+        key = normalize_answer(a.text) or a.text
+        if key in merged:
+            merged[key].score += a.score
+            merged[key].sources += 1
+            continue
+        hit = hits[a.passage]
+        sentence, offset = sentence_around(hit.text, a.start, a.end)
+        merged[key] = FoundAnswer(
+            text=a.text, score=a.score, path=hit.path, title=hit.title, start=hit.start + a.start,
+            end=hit.start + a.end, page=hit.page, sentence=sentence, sentence_offset=offset, passage_rank=hit.rank,
+        )
+    return sorted(merged.values(), key=lambda f: f.score, reverse=True)[:answers]

@@ -34,6 +34,23 @@ def build_tiny_bert(folder, max_positions: int = 64) -> str:
     return str(folder)
 
 
+def build_tiny_qa(folder, max_positions: int = 64) -> str:
+    """The tiny BERT above with a randomly initialised span-prediction head."""
+    from transformers import AutoConfig, BertForQuestionAnswering
+
+    build_tiny_bert(folder, max_positions)
+    import torch
+
+    torch.manual_seed(1)
+    BertForQuestionAnswering(AutoConfig.from_pretrained(str(folder))).save_pretrained(str(folder))
+    return str(folder)
+
+
+@pytest.fixture(scope="session")
+def tiny_qa(tmp_path_factory):
+    return build_tiny_qa(tmp_path_factory.mktemp("models") / "tiny-qa")
+
+
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory):
     return build_tiny_bert(tmp_path_factory.mktemp("models") / "tiny-bert")

@@ -139,3 +139,35 @@ def test_snippet_shows_the_matching_part_with_terms_highlighted():
     assert shown.startswith("...") and "Hawking radiation" in shown and len(shown) <= 210
     assert click.style("Hawking", bold=True, fg="red") in snippet(text, "hawking")
     assert snippet("short text", "the") == "short text"
+
+
+def test_ask_with_a_reader(run, corpus, tiny_model, tiny_qa):
+    run("index", corpus, "--model", tiny_model)
+    found = json.loads(run("ask", "when did apollo land on the moon", "--reader", tiny_qa, "--answers", "2", "--json").output)
+    assert 1 <= len(found) <= 2
+    for f in found:
+        assert {"text", "score", "path", "start", "end", "sentence", "page"} <= set(f)
+        assert f["sentence"][f["sentence_offset"]:].startswith(f["text"])
+    text = run("ask", "when did apollo land", "--reader", tiny_qa).output
+    assert "confidence" in text and "characters" in text
+
+
+def test_ask_without_a_reader_model(run, corpus, tiny_model, tmp_path, monkeypatch):
+    from search import reader as reader_module
+
+    monkeypatch.setattr(reader_module, "DEFAULT_READER", tmp_path / "none")
+    run("index", corpus, "--model", tiny_model)
+    result = run("ask", "anything", ok=False)
+    assert result.exit_code == 1 and "search train reader" in result.output
+
+
+def test_eval_qa_and_train_reader(run, tmp_path, tiny_model, tiny_qa):
+    from test_squad import SQUAD
+
+    data = tmp_path / "mini.json"
+    data.write_text(json.dumps(SQUAD))
+    rows = json.loads(run("eval", "qa", "--data", data, "--reader", tiny_qa, "--json").output)
+    assert rows[0]["mode"] == "reader" and rows[0]["questions"] == 3 and 0 <= rows[0]["f1"] <= 100
+    out = run("train", "reader", "--data", data, "--output", tmp_path / "run", "--base-model", tiny_model,
+              "--epochs", "1", "--batch-size", "2", "--max-length", "48", "--stride", "16", "--dev", data).output
+    assert "Stopped at step 2" in out and (tmp_path / "run" / "best" / "reader.json").exists()

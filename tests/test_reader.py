@@ -1,0 +1,71 @@
+import numpy as np
+import pytest
+
+from search.errors import ModelNotFound
+from search.reader import Reader, best_spans, sentence_around
+
+
+def test_best_spans_follow_the_rules():
+    start = np.array([9.0, 1.0, 5.0, 0.0, 4.0, 0.0, 8.0])
+    end = np.array([9.0, 0.0, 1.0, 6.0, 0.0, 2.0, 0.0])
+    # context is tokens 1..5: token 0 (like [CLS]) and 6 (like the question) never take part
+    spans = best_spans(start, end, first=1, last=5, top_n=5, max_tokens=3)
+    assert spans[0] == (11.0, 2, 3)  # start 2 (5.0) + end 3 (6.0)
+    assert all(1 <= s <= e <= 5 and e - s < 3 for _, s, e in spans)
+    assert (10.0, 4, 3) not in spans  # end before start is never a span
+    assert [x[0] for x in spans] == sorted((x[0] for x in spans), reverse=True)
+    assert best_spans(start, end, first=3, last=2) == []
+
+
+def test_max_answer_length_is_respected():
+    start = np.array([0.0, 10.0, 0.0, 0.0, 0.0])
+    end = np.array([0.0, 0.0, 0.0, 0.0, 10.0])
+    assert best_spans(start, end, 0, 4, max_tokens=4)[0][1:] == (1, 4)
+    assert best_spans(start, end, 0, 4, max_tokens=3)[0][1:] != (1, 4)
+
+
+def _peaks(encoded, window, s_tok, e_tok):
+    """Logits that make token s_tok..e_tok of ``window`` the only strong span."""
+    n, width = len(encoded["input_ids"]), len(encoded["input_ids"][0])
+    start, end = np.zeros((n, width), np.float32), np.zeros((n, width), np.float32)
+    start[window, s_tok], end[window, e_tok] = 10.0, 10.0
+    return start, end
+
+
+def test_long_passage_is_windowed_and_offsets_map_back(tiny_qa, monkeypatch):
+    reader = Reader(tiny_qa, max_length=48, stride=16)
+    passage = " ".join(f"the dog ran in the park number {i}." for i in range(30)) + " The cat sat on the mat in 2018."
+    encoded = reader._windows("when did the cat sit", [passage])
+    assert len(encoded["input_ids"]) > 3  # split into windows, not truncated
+    last = len(encoded["input_ids"]) - 1
+    offsets, seq = encoded["offset_mapping"][last], encoded.sequence_ids(last)
+    target = next(i for i, s in enumerate(seq) if s == 1 and passage[offsets[i][0]:offsets[i][1]] == "2018")
+    monkeypatch.setattr(reader, "_logits", lambda enc: _peaks(enc, last, target, target))
+    (best,) = reader.read("when did the cat sit", [passage], top_k=1)
+    assert best.text == "2018" and passage[best.start : best.end] == "2018" and best.passage == 0
+    assert 0.0 < best.score <= 1.0
+
+
+def test_answers_are_ranked_across_passages(tiny_qa):
+    reader = Reader(tiny_qa)
+    answers = reader.read("who sat", ["the cat sat on the mat", "the dog ran in the park"], top_k=5)
+    assert 1 <= len(answers) <= 5
+    assert [a.logit for a in answers] == sorted((a.logit for a in answers), reverse=True)
+    for a in answers:
+        assert ["the cat sat on the mat", "the dog ran in the park"][a.passage][a.start : a.end] == a.text
+    assert reader.read("who", []) == []
+
+
+def test_sentence_around():
+    text = "First sentence here. The cat sat on the mat. Last one."
+    start = text.index("cat")
+    sentence, offset = sentence_around(text, start, start + 3)
+    assert sentence == "The cat sat on the mat." and sentence[offset : offset + 3] == "cat"
+
+
+def test_missing_default_reader_says_how_to_get_one(monkeypatch, tmp_path):
+    from search import reader as reader_module
+
+    monkeypatch.setattr(reader_module, "DEFAULT_READER", tmp_path / "nothing")
+    with pytest.raises(ModelNotFound, match="search train reader"):
+        Reader().model
