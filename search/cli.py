@@ -185,16 +185,19 @@ def reader_option(func):
 @click.option("--answers", default=1, show_default=True, help="How many answers.")
 @click.option("--mode", type=click.Choice(["hybrid", "dense", "lexical"]), default="hybrid", show_default=True)
 @click.option("--filter", "filters", multiple=True, metavar="FIELD=VALUE", help="As for `search query`.")
+@click.option("--threshold", type=float, help="Say no answer unless the best span beats the reader's"
+              " no-answer score by this many logits.")
 @reader_option
 @json_option
 @_handle_errors
-def ask(question, index_path, k, answers, mode, filters, reader_model, as_json):
+def ask(question, index_path, k, answers, mode, filters, threshold, reader_model, as_json):
     """Answer QUESTION with a span from the indexed documents."""
     from .index import Index
     from .reader import Reader
 
     with Index.open(index_path) as idx:
-        found = idx.ask(question, k=k, answers=answers, reader=Reader(reader_model), mode=mode, filters=filters)
+        found = idx.ask(question, k=k, answers=answers, reader=Reader(reader_model), no_answer_threshold=threshold,
+                        mode=mode, filters=filters)
     if as_json:
         _echo_json([f.to_dict() for f in found])
         return

@@ -351,7 +351,8 @@ class Index:
                 break
         return hits
 
-    def ask(self, question: str, k: int = 5, answers: int = 3, reader=None, **search_options) -> list:
+    def ask(self, question: str, k: int = 5, answers: int = 3, reader=None,
+            no_answer_threshold: float | None = None, **search_options) -> list:
         """Retrieve ``k`` passages and read them: the best ``answers`` as ``FoundAnswer``s.
 
         ``reader`` is a ``Reader`` (default: the shipped one, loaded once per index).
@@ -361,7 +362,7 @@ class Index:
         if reader is None:
             reader = self.__dict__.setdefault("_reader", Reader())
         hits = self.search(question, k=k, **search_options)
-        return answers_from_hits(reader, question, hits, answers)
+        return answers_from_hits(reader, question, hits, answers, no_answer_threshold=no_answer_threshold)
 
     def stats(self) -> dict:
         sizes = {name: (self.path / name).stat().st_size for name in (DB_NAME, VECTORS_NAME) if (self.path / name).exists()}

@@ -143,13 +143,19 @@ class Reader:
             ends.append(out.end_logits.float().cpu().numpy())
         return np.concatenate(starts), np.concatenate(ends)
 
-    def read(self, question: str, passages: Sequence[str], top_k: int = 5) -> list[Answer]:
-        """The ``top_k`` best answers to ``question`` found in ``passages``, best first."""
+    def read(self, question: str, passages: Sequence[str], top_k: int = 5,
+             passage_bias: Sequence[float] | None = None, no_answer_threshold: float | None = None) -> list[Answer]:
+        """The ``top_k`` best answers to ``question`` found in ``passages``, best first.
+
+        ``passage_bias`` is added to the logits of every span of a passage (retrieval evidence).
+        With ``no_answer_threshold``, nothing is returned unless the best span beats the model's
+        no-answer score (the [CLS] span, lowest over windows) by at least that many logits.
+        """
         if not passages or not question.strip():
             return []
         encoded = self._windows(question, passages)
         start_logits, end_logits = self._logits(encoded)
-        candidates = []
+        candidates, no_answer = [], math.inf
         for w in range(len(encoded["input_ids"])):
             sequence_ids = encoded.sequence_ids(w)
             context = [i for i, s in enumerate(sequence_ids) if s == 1]
@@ -157,9 +163,14 @@ class Reader:
                 continue
             passage = encoded["overflow_to_sample_mapping"][w]
             offsets = encoded["offset_mapping"][w]
+            bias = passage_bias[passage] if passage_bias is not None else 0.0
+            no_answer = min(no_answer, float(start_logits[w][0] + end_logits[w][0]))
             for logit, s, e in best_spans(start_logits[w], end_logits[w], context[0], context[-1],
                                           self.top_n, self.max_answer_tokens):
-                candidates.append((logit, passage, offsets[s][0], offsets[e][1]))
+                candidates.append((logit + bias, passage, offsets[s][0], offsets[e][1]))
+        if no_answer_threshold is not None and candidates:
+            if max(c[0] for c in candidates) < no_answer + no_answer_threshold:
+                return []
         return _rank(candidates, passages, top_k)
 
 
@@ -213,12 +224,19 @@ def sentence_around(text: str, start: int, end: int) -> tuple[str, int]:
     return stripped.rstrip(), start - begin - (len(raw) - len(stripped))
 
 
-def answers_from_hits(reader: Reader, question: str, hits: list, answers: int = 3) -> list[FoundAnswer]:
+#: Logits added to a span per unit of its passage's retrieval score (chosen by measurement, see README).
+RETRIEVAL_WEIGHT = 0.0
+
+
+def answers_from_hits(reader: Reader, question: str, hits: list, answers: int = 3,
+                      retrieval_weight: float | None = None, no_answer_threshold: float | None = None) -> list[FoundAnswer]:
     """Read retrieved passages (``Hit``s) and merge identical answers from different passages."""
     from .squad import normalize_answer
 
+    weight = RETRIEVAL_WEIGHT if retrieval_weight is None else retrieval_weight
     merged: dict[str, FoundAnswer] = {}
-    for a in reader.read(question, [h.text for h in hits], top_k=max(answers * 5, 10)):
+    for a in reader.read(question, [h.text for h in hits], top_k=max(answers * 5, 10),
+                         passage_bias=[weight * h.score for h in hits], no_answer_threshold=no_answer_threshold):
         key = normalize_answer(a.text) or a.text
         if key in merged:
             merged[key].score += a.score

@@ -69,3 +69,17 @@ def test_missing_default_reader_says_how_to_get_one(monkeypatch, tmp_path):
     monkeypatch.setattr(reader_module, "DEFAULT_READER", tmp_path / "nothing")
     with pytest.raises(ModelNotFound, match="search train reader"):
         Reader().model
+
+
+def test_no_answer_threshold_and_passage_bias(tiny_qa, monkeypatch):
+    reader = Reader(tiny_qa)
+    passages = ["the cat sat on the mat", "the dog ran in the park"]
+    encoded = reader._windows("who sat", passages)
+    start, end = _peaks(encoded, 0, 5, 5)  # a span of logit 20 in passage 0 ...
+    start[:, 0], end[:, 0] = 8.0, 8.0  # ... against a no-answer ([CLS]) logit of 16
+    start[1, 5], end[1, 5] = 9.0, 9.0  # and a span of logit 18 in passage 1
+    monkeypatch.setattr(reader, "_logits", lambda enc: (start, end))
+    assert reader.read("who sat", passages, top_k=1)[0].passage == 0
+    assert reader.read("who sat", passages, top_k=1, passage_bias=[0.0, 3.0])[0].passage == 1
+    assert reader.read("who sat", passages, no_answer_threshold=3.0)
+    assert reader.read("who sat", passages, no_answer_threshold=5.0) == []
