@@ -14,11 +14,12 @@ from .errors import IndexCorrupt, IndexNotFound, ModelMismatch, ModelNotFound, S
 from .index import Index, IndexReport, default_index_path
 from .ingest import Document, RowOptions
 from .passages import Passage, split_passages
+from .reader import Answer, FoundAnswer, Reader
 from .retrieval import Hit
 from .store import Filter
 
 __all__ = [
-    "Document", "Filter", "Hit", "Index", "IndexCorrupt", "IndexNotFound", "IndexReport", "MeanPoolingEncoder",
+    "Answer", "FoundAnswer", "Reader", "Document", "Filter", "Hit", "Index", "IndexCorrupt", "IndexNotFound", "IndexReport", "MeanPoolingEncoder",
     "ModelMismatch", "ModelNotFound", "Passage", "RowOptions", "SearchError", "SentenceTransformerEncoder",
     "UnreadableFile", "default_index_path", "load_encoder", "split_passages",
 ]

@@ -325,16 +325,18 @@ def eval_retrieval(collections, modes, model, encoder, cache, as_json):
               help="reader: the gold paragraph is given; open: all paragraphs indexed, found by retrieval.")
 @click.option("--limit", type=int, help="Only the first N questions.")
 @click.option("-k", "k", default=5, show_default=True, help="Open mode: passages to read.")
+@click.option("--cache", type=click.Path(file_okay=False, path_type=Path),
+              help="Open mode: keep the paragraph index in this folder and reuse it next time.")
 @reader_option
 @json_option
 @_handle_errors
-def eval_qa(data, modes, limit, k, reader_model, as_json):
+def eval_qa(data, modes, limit, k, cache, reader_model, as_json):
     """Exact match and F1 (official SQuAD normalisation) of the reader."""
     from .evaluation import evaluate_qa
     from .reader import Reader
 
     rows = evaluate_qa(data, Reader(reader_model), modes or ("reader",), limit=limit, k=k,
-                       progress=_show_progress(as_json))
+                       progress=_show_progress(as_json), index_folder=cache)
     if as_json:
         _echo_json(rows)
         return

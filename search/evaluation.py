@@ -208,12 +208,13 @@ def evaluate_retrieval(index, collection: Collection, mode: str = "hybrid", **op
 
 # --- question answering ---------------------------------------------------------------------------
 
-def evaluate_qa(data, reader, modes=("reader",), limit: int | None = None, k: int = 5,
-                progress: bool = False) -> list[dict]:
-    """EM/F1 of ``reader`` on a SQuAD-format file.
+def evaluate_qa(data, reader, modes=("reader",), limit: int | None = None, k: int = 5, progress: bool = False,
+                index_folder: str | Path | None = None, **ask_options) -> list[dict]:
+    """EM/F1 of ``reader`` on the first ``limit`` questions of a SQuAD-format file.
 
-    ``reader`` mode gives the gold paragraph; ``open`` mode indexes every paragraph of the file
-    (in a temporary index) and answers through retrieval (``Index.ask`` over ``k`` passages).
+    ``reader`` mode gives the gold paragraph; ``open`` mode indexes every paragraph of the file (in
+    ``index_folder``, reused when it holds them, else a temporary folder) and answers through
+    retrieval over ``k`` passages. ``ask_options`` go to ``answers_from_hits``.
     """
     import tempfile
 
@@ -222,30 +223,32 @@ def evaluate_qa(data, reader, modes=("reader",), limit: int | None = None, k: in
     from .reader import answers_from_hits
     from .squad import load_squad, score_predictions
 
-    examples = load_squad(data)[:limit]
+    all_examples = load_squad(data)
+    examples = all_examples[:limit]
     rows = []
-    for mode in modes:
-        predictions, started = {}, time.perf_counter()
-        with tempfile.TemporaryDirectory() as tmp:
-            index = _paragraph_index(examples, tmp) if mode == "open" else None
+    with tempfile.TemporaryDirectory() as tmp:
+        for mode in modes:
+            index = _paragraph_index(all_examples, Path(index_folder or tmp), progress) if mode == "open" else None
+            predictions, started = {}, time.perf_counter()
             for ex in tqdm(examples, desc=f"Answering ({mode})", disable=not progress):
                 if index is None:
                     found = reader.read(ex.question, [ex.context], top_k=1)
                 else:
-                    found = answers_from_hits(reader, ex.question, index.search(ex.question, k=k), answers=1)
+                    hits = index.search(ex.question, k=k)
+                    found = answers_from_hits(reader, ex.question, hits, answers=1, **ask_options)
                 predictions[ex.id] = found[0].text if found else ""
+            seconds = time.perf_counter() - started
             if index is not None:
                 index.close()
-        seconds = time.perf_counter() - started
-        rows.append({"mode": mode, **score_predictions(examples, predictions),
-                     "ms_per_question": 1000 * seconds / max(len(examples), 1)})
+            rows.append({"mode": mode, **score_predictions(examples, predictions),
+                         "ms_per_question": 1000 * seconds / max(len(examples), 1)})
     return rows
 
 
-def _paragraph_index(examples, folder: str):
+def _paragraph_index(examples, folder: Path, progress: bool):
+    """An index of the distinct paragraphs of ``examples`` (ids are their hashes, so re-runs skip them)."""
     from .index import Index
 
-    index = Index.create(Path(folder) / "paragraphs")
-    contexts = list(dict.fromkeys(ex.context for ex in examples))
-    index.add_texts(contexts)
+    index = Index.open_or_create(folder / "paragraphs")
+    index.add_texts(list(dict.fromkeys(ex.context for ex in examples)), progress=progress)
     return index

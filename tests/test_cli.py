@@ -171,3 +171,15 @@ def test_eval_qa_and_train_reader(run, tmp_path, tiny_model, tiny_qa):
     out = run("train", "reader", "--data", data, "--output", tmp_path / "run", "--base-model", tiny_model,
               "--epochs", "1", "--batch-size", "2", "--max-length", "48", "--stride", "16", "--dev", data).output
     assert "Stopped at step 2" in out and (tmp_path / "run" / "best" / "reader.json").exists()
+
+
+@pytest.mark.integration
+def test_eval_qa_open_mode_indexes_the_paragraphs(run, tmp_path, tiny_qa):
+    from test_squad import SQUAD
+
+    data = tmp_path / "mini.json"
+    data.write_text(json.dumps(SQUAD))
+    rows = json.loads(run("eval", "qa", "--data", data, "--reader", tiny_qa, "--mode", "open",
+                          "--cache", tmp_path / "cache", "--json").output)
+    assert rows[0]["mode"] == "open" and rows[0]["questions"] == 3
+    assert json.loads(run("stats", "--json", "--index", tmp_path / "cache" / "paragraphs").output)["documents"] == 2
