@@ -363,11 +363,12 @@ def train():
 @click.option("--learning-rate", default=1e-4, show_default=True)
 @click.option("--max-length", default=256, show_default=True, help="Window in tokens (question + passage).")
 @click.option("--stride", default=96, show_default=True, help="Tokens shared by consecutive windows of a long passage.")
+@click.option("--init", type=click.Path(exists=True, file_okay=False), help="Start from this reader's weights.")
 @click.option("--checkpoint-minutes", default=15.0, show_default=True)
 @click.option("--max-minutes", type=float, help="Stop (after a checkpoint) after this long.")
 @_handle_errors
 def train_reader_command(data, output, dev, dev_questions, base_model, epochs, batch_size, learning_rate,
-                         max_length, stride, checkpoint_minutes, max_minutes):
+                         max_length, stride, init, checkpoint_minutes, max_minutes):
     """Train an extractive QA reader (resumable: run it again to continue)."""
     from .training import ReaderRecipe, train_reader
 
@@ -375,5 +376,5 @@ def train_reader_command(data, output, dev, dev_questions, base_model, epochs, b
                           learning_rate=learning_rate, max_length=max_length, stride=stride)
     state = train_reader(data, output, recipe, dev=dev, dev_questions=dev_questions,
                          checkpoint_minutes=checkpoint_minutes, max_minutes=max_minutes,
-                         progress=sys.stderr.isatty(), log=click.echo)
+                         progress=sys.stderr.isatty(), log=click.echo, init=init)
     click.echo(f"Stopped at step {state['step']}; best dev F1 {state['best_f1']:.1f}. Reader: {output / 'best'}")

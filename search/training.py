@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .models import DEFAULT_MODEL, resolve_model
-from .reader import DELTA_WEIGHTS, READER_CARD
+from .reader import DELTA_WEIGHTS, READER_CARD, load_qa_model
 from .squad import QAExample, load_squad, score_predictions
 
 
@@ -150,8 +150,11 @@ def export_reader(model, tokenizer, base_model: str, folder: Path, card: dict) -
 
 def train_reader(data: str | Path, output: str | Path, recipe: ReaderRecipe | None = None,
                  dev: str | Path | None = None, dev_questions: int = 600, checkpoint_minutes: float = 15.0,
-                 max_minutes: float | None = None, progress: bool = True, log=print) -> dict:
+                 max_minutes: float | None = None, progress: bool = True, log=print, init: str | None = None) -> dict:
     """Fine-tune ``recipe.base_model`` for extractive QA on the SQuAD-format file ``data``.
+
+    ``init`` starts from the weights of an existing reader folder (of the same base model) instead
+    of the base model's, when there is no checkpoint to resume.
 
     ``output`` gets ``checkpoint/`` (resumed automatically when present) and ``best/`` (the reader
     with the best dev F1 so far, fp16). Stops after ``recipe.epochs`` or ``max_minutes``.
@@ -170,7 +173,7 @@ def train_reader(data: str | Path, output: str | Path, recipe: ReaderRecipe | No
     checkpoint = output / "checkpoint"
     base_path = resolve_model(recipe.base_model)
     tokenizer = AutoTokenizer.from_pretrained(base_path)
-    model = AutoModelForQuestionAnswering.from_pretrained(base_path)
+    model = load_qa_model(init) if init else AutoModelForQuestionAnswering.from_pretrained(base_path)
     if recipe.freeze_word_embeddings:
         model.get_input_embeddings().weight.requires_grad_(False)
 

@@ -63,3 +63,6 @@ def test_training_runs_resumes_and_exports(squad_file, tiny_model, tmp_path):
     answers = reader.read("When was BERT published?", [SQUAD["data"][0]["paragraphs"][0]["context"]])
     assert answers and answers[0].text in SQUAD["data"][0]["paragraphs"][0]["context"]
     assert not (tmp_path / "run" / "best" / "model.safetensors").exists()  # only the delta is saved
+    warm = train_reader(squad_file, tmp_path / "warm", recipe, max_minutes=0, progress=False, log=logs.append,
+                        init=str(tmp_path / "run" / "best"))
+    assert warm["step"] == 1
