@@ -377,4 +377,4 @@ def train_reader_command(data, output, dev, dev_questions, base_model, epochs, b
     state = train_reader(data, output, recipe, dev=dev, dev_questions=dev_questions,
                          checkpoint_minutes=checkpoint_minutes, max_minutes=max_minutes,
                          progress=sys.stderr.isatty(), log=click.echo, init=init)
-    click.echo(f"Stopped at step {state['step']}; best dev F1 {state['best_f1']:.1f}. Reader: {output / 'best'}")
+    click.echo(f"Stopped at step {state['step']}; best dev {state['metric']} {state['best']:.1f}. Reader: {output / 'best'}")

@@ -77,3 +77,56 @@ def _hub_cache_path(repo_id: str) -> str | None:
         return snapshot_download(repo_id, local_files_only=True)
     except Exception:
         return None
+
+
+# --- models fine-tuned by this project ---------------------------------------------------------------
+
+#: A fine-tuned model folder stores only the weights training changed (fp16), on top of its base model.
+DELTA_WEIGHTS = "delta.safetensors"
+CARD = "finetuned.json"
+
+
+def export_finetuned(model, tokenizer, base_model: str, folder: Path, card: dict) -> None:
+    """Save ``model`` as a fine-tuned folder: config, tokenizer, the fp16 weights that training
+    changed and a card (``finetuned.json``: base model, data, recipe, metrics).
+
+    Frozen parameters (the word embeddings) are left out and come from the base model at load
+    time, which halves the folder for MiniLM. The folder is swapped in atomically.
+    """
+    import json
+    import shutil
+
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    tmp = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    trained = {k: v.detach().half().contiguous() for k, v in model.named_parameters() if v.requires_grad}
+    save_file(trained, str(tmp / DELTA_WEIGHTS), metadata={"base_model": base_model})
+    model.config.save_pretrained(str(tmp))
+    tokenizer.save_pretrained(str(tmp))
+    (tmp / CARD).write_text(json.dumps({"base_model": base_model, **card}, indent=2, default=str))
+    if folder.exists():
+        shutil.rmtree(folder)
+    os.replace(tmp, folder)
+
+
+def load_finetuned(path: str | os.PathLike, auto_class):
+    """``auto_class`` (e.g. AutoModelForTokenClassification) from a complete model folder, or from a
+    fine-tuned folder made by ``export_finetuned`` (its base model plus the saved weights), in float32."""
+    import json
+
+    folder = Path(path)
+    if not (folder / DELTA_WEIGHTS).exists():
+        return auto_class.from_pretrained(str(path)).float()
+    from safetensors.torch import load_file
+
+    base = json.loads((folder / CARD).read_text())["base_model"]
+    model = auto_class.from_pretrained(resolve_model(base), config=str(folder / "config.json"))
+    delta = {k: v.float() for k, v in load_file(str(folder / DELTA_WEIGHTS)).items()}
+    unknown = set(delta) - set(model.state_dict())
+    if unknown:
+        raise ModelNotFound(f"{folder}: weights {sorted(unknown)[:3]} do not fit the base model {base!r}")
+    model.load_state_dict(delta, strict=False)
+    return model.float()

@@ -18,36 +18,8 @@ import numpy as np
 
 from .errors import ModelNotFound
 
-#: A reader folder made by ``search train reader``: weights that differ from its base model.
-DELTA_WEIGHTS = "delta.safetensors"
-READER_CARD = "reader.json"
-#: The reader this project trains and ships (see its reader.json for data, recipe and metrics).
+#: The reader this project trains and ships (see its finetuned.json for data, recipe and metrics).
 DEFAULT_READER = Path(__file__).resolve().parent / "reader_model"
-
-
-def load_qa_model(path: str):
-    """An ``AutoModelForQuestionAnswering`` from a complete folder, or from a delta folder over its base."""
-    import json
-
-    from transformers import AutoModelForQuestionAnswering
-
-    from .encoders import _quiet_transformers
-    from .models import resolve_model
-
-    _quiet_transformers()
-    folder = Path(path)
-    if not (folder / DELTA_WEIGHTS).exists():
-        return AutoModelForQuestionAnswering.from_pretrained(path)
-    from safetensors.torch import load_file
-
-    base = json.loads((folder / READER_CARD).read_text())["base_model"]
-    model = AutoModelForQuestionAnswering.from_pretrained(resolve_model(base), config=str(folder / "config.json"))
-    delta = {k: v.float() for k, v in load_file(str(folder / DELTA_WEIGHTS)).items()}
-    missing = set(delta) - set(model.state_dict())
-    if missing:
-        raise ModelNotFound(f"{folder}: weights {sorted(missing)[:3]} do not fit the base model {base!r}")
-    model.load_state_dict(delta, strict=False)
-    return model
 
 
 @dataclass
@@ -107,8 +79,14 @@ class Reader:
 
     @cached_property
     def model(self):
+        from transformers import AutoModelForQuestionAnswering
+
+        from .encoders import _quiet_transformers
+        from .models import load_finetuned
+
+        _quiet_transformers()
         # float32: half precision is several times slower on CPUs
-        return load_qa_model(self._path).float().to(self.device).eval()
+        return load_finetuned(self._path, AutoModelForQuestionAnswering).to(self.device).eval()
 
     @cached_property
     def _path(self) -> str:

@@ -1,8 +1,9 @@
-"""Fine-tuning recipes. ``train_reader``: an extractive QA reader from a BERT encoder on SQuAD-format data.
+"""Fine-tuning recipes on top of the bundled encoder: the QA reader, NER, sentiment, any text classifier.
 
-Built for a few CPU cores: bf16 autocast, frozen word embeddings, length-bucketed batches with
-no padding waste, and resumable checkpoints (safetensors weights, optimizer state, the position in
-the epoch) so that a run spread over several sessions continues where it stopped.
+Built for a few CPU cores: bf16 autocast, frozen word embeddings, length-bucketed batches with no
+padding waste, and resumable checkpoints (safetensors weights, optimizer state, the position in the
+epoch) so that a run spread over several sessions continues where it stopped. Every checkpoint
+scores the dev set and keeps the best model in ``OUTPUT/best`` (see ``models.export_finetuned``).
 """
 
 from __future__ import annotations
@@ -15,16 +16,14 @@ import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Callable
 
-import numpy as np
-
-from .models import DEFAULT_MODEL, resolve_model
-from .reader import DELTA_WEIGHTS, READER_CARD, load_qa_model
+from .models import DEFAULT_MODEL, export_finetuned, load_finetuned, resolve_model
 from .squad import QAExample, load_squad, score_predictions
 
 
 @dataclass
-class ReaderRecipe:
+class Recipe:
     base_model: str = DEFAULT_MODEL
     epochs: float = 2.0
     batch_size: int = 32
@@ -32,11 +31,176 @@ class ReaderRecipe:
     warmup: float = 0.05
     weight_decay: float = 0.01
     max_length: int = 256
-    stride: int = 96
+    stride: int = 96  # reader only: tokens shared by consecutive windows
     seed: int = 13
     freeze_word_embeddings: bool = True
     bf16: bool = True
 
+
+ReaderRecipe = Recipe  # the name the reader's callers know
+
+
+# --- the shared loop ------------------------------------------------------------------------------
+
+def bucketed_batches(lengths: list[int], batch_size: int, seed: int) -> list[list[int]]:
+    """Shuffled batches of similar lengths: shuffle, sort within chunks of 50 batches, shuffle the batches."""
+    rng = random.Random(seed)
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    chunk = batch_size * 50
+    batches = []
+    for c in range(0, len(order), chunk):
+        part = sorted(order[c : c + chunk], key=lambda i: lengths[i])
+        batches += [part[b : b + batch_size] for b in range(0, len(part), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
+def pad_batch(features: list[dict], indices: list[int], label_key: str | None = None, label_pad: int = -100):
+    """Model inputs padded to the longest feature of the batch (and padded per-token labels)."""
+    import torch
+
+    width = max(len(features[i]["input_ids"]) for i in indices)
+    inputs = {name: torch.zeros((len(indices), width), dtype=torch.long)
+              for name in ("input_ids", "token_type_ids", "attention_mask")}
+    labels = torch.full((len(indices), width), label_pad, dtype=torch.long) if label_key else None
+    for row, i in enumerate(indices):
+        n = len(features[i]["input_ids"])
+        inputs["input_ids"][row, :n] = torch.tensor(features[i]["input_ids"])
+        if "token_type_ids" in features[i]:
+            inputs["token_type_ids"][row, :n] = torch.tensor(features[i]["token_type_ids"])
+        inputs["attention_mask"][row, :n] = 1
+        if label_key:
+            labels[row, :n] = torch.tensor(features[i][label_key])
+    return inputs, labels
+
+
+def _save_checkpoint(folder: Path, model, optimizer, scheduler, state: dict) -> None:
+    """Write to a temporary folder, then swap it in: a kill never leaves half a checkpoint."""
+    import torch
+    from safetensors.torch import save_file
+
+    tmp = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    trainable = {k: v.detach().clone().contiguous() for k, v in model.named_parameters() if v.requires_grad}
+    save_file(trainable, str(tmp / "trainable.safetensors"))
+    torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, tmp / "optimizer.pt")
+    (tmp / "state.json").write_text(json.dumps(state, indent=2))
+    old = folder.with_name(folder.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if folder.exists():
+        os.replace(folder, old)
+    os.replace(tmp, folder)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def fit(model, tokenizer, features: list[dict], collate: Callable, loss_of: Callable, output: Path,
+        recipe: Recipe, evaluate: Callable | None, metric: str, card: dict, checkpoint_minutes: float = 15.0,
+        max_minutes: float | None = None, progress: bool = True, log=print) -> dict:
+    """Train ``model`` on ``features`` with ``recipe``; resume from ``output/checkpoint`` when present.
+
+    ``collate(features, indices) -> (inputs, labels)``, ``loss_of(model outputs, labels) -> loss``,
+    ``evaluate(model) -> {metric: value, ...}``. The best model by ``metric`` goes to ``output/best``.
+    """
+    import torch
+    from tqdm.auto import tqdm
+    from transformers import get_linear_schedule_with_warmup
+
+    output.mkdir(parents=True, exist_ok=True)
+    checkpoint = output / "checkpoint"
+    if recipe.freeze_word_embeddings:
+        model.get_input_embeddings().weight.requires_grad_(False)
+    lengths = [len(f["input_ids"]) for f in features]
+    steps_per_epoch = math.ceil(len(features) / recipe.batch_size)
+    total_steps = max(1, int(steps_per_epoch * recipe.epochs))
+    log(f"{len(features)} training examples; {steps_per_epoch} steps per epoch, {total_steps} in all")
+
+    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(
+        [{"params": [p for _, p in trainable if p.ndim > 1], "weight_decay": recipe.weight_decay},
+         {"params": [p for _, p in trainable if p.ndim <= 1], "weight_decay": 0.0}],
+        lr=recipe.learning_rate,
+    )
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(recipe.warmup * total_steps), total_steps)
+    state = {"step": 0, "best": -1.0, "metric": metric, "recipe": asdict(recipe), "history": []}
+    if (checkpoint / "state.json").exists():
+        from safetensors.torch import load_file
+
+        state = json.loads((checkpoint / "state.json").read_text())
+        state.setdefault("best", state.pop("best_f1", -1.0))  # checkpoints of the first reader runs
+        state.setdefault("metric", metric)
+        model.load_state_dict(load_file(str(checkpoint / "trainable.safetensors")), strict=False)
+        saved = torch.load(checkpoint / "optimizer.pt", weights_only=True)
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        log(f"resumed at step {state['step']} (best dev {metric} so far {state['best']:.1f})")
+
+    def evaluate_and_save() -> None:
+        model.eval()
+        if evaluate is not None:
+            scores = evaluate(model)
+            state["history"].append({"step": state["step"], **scores, "time": time.time()})
+            log(f"step {state['step']}: dev " + ", ".join(f"{k} {v:.1f}" for k, v in scores.items()))
+            if scores[metric] > state["best"]:
+                state["best"] = scores[metric]
+                export_finetuned(model, tokenizer, recipe.base_model, output / "best",
+                                 {**card, "recipe": asdict(recipe), "step": state["step"],
+                                  **{f"dev_{k}": v for k, v in scores.items()}})
+        _save_checkpoint(checkpoint, model, optimizer, scheduler, state)
+        model.train()
+
+    started = last_save = time.monotonic()
+    model.train()
+    bar = tqdm(total=total_steps, initial=state["step"], desc="Training", unit="step", disable=not progress)
+    while state["step"] < total_steps:
+        epoch, position = divmod(state["step"], steps_per_epoch)
+        for indices in bucketed_batches(lengths, recipe.batch_size, recipe.seed + epoch)[position:]:
+            inputs, labels = collate(features, indices)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=recipe.bf16):
+                out = model(**inputs)
+            loss = loss_of(out, labels)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            state["step"] += 1
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+            done = state["step"] >= total_steps
+            out_of_time = max_minutes is not None and time.monotonic() - started > 60 * max_minutes
+            if done or out_of_time or time.monotonic() - last_save > 60 * checkpoint_minutes:
+                evaluate_and_save()
+                last_save = time.monotonic()
+            if done or out_of_time:
+                bar.close()
+                return state
+    bar.close()
+    return state
+
+
+def _start(recipe: Recipe, init: str | None, auto_class, **model_options):
+    """Tokenizer and model for a run: the base model with a new head, or an earlier run's model."""
+    from transformers import AutoTokenizer
+
+    from .encoders import _quiet_transformers
+
+    _quiet_transformers()
+    base_path = resolve_model(recipe.base_model)
+    tokenizer = AutoTokenizer.from_pretrained(base_path)
+    model = load_finetuned(init, auto_class) if init else auto_class.from_pretrained(base_path, **model_options)
+    return tokenizer, model
+
+
+def _cross_entropy(logits, labels):
+    import torch
+
+    return torch.nn.functional.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), labels.reshape(-1),
+                                             ignore_index=-100)
+
+
+# --- the reader ------------------------------------------------------------------------------------
 
 def train_features(tokenizer, examples: list[QAExample], max_length: int, stride: int) -> list[dict]:
     """Tokenized windows with the token positions of the first gold answer (0, 0 when outside)."""
@@ -64,37 +228,6 @@ def train_features(tokenizer, examples: list[QAExample], max_length: int, stride
     return features
 
 
-def bucketed_batches(lengths: list[int], batch_size: int, seed: int) -> list[list[int]]:
-    """Shuffled batches of similar lengths: shuffle, sort within chunks of 50 batches, shuffle the batches."""
-    rng = random.Random(seed)
-    order = list(range(len(lengths)))
-    rng.shuffle(order)
-    chunk = batch_size * 50
-    batches = []
-    for c in range(0, len(order), chunk):
-        part = sorted(order[c : c + chunk], key=lambda i: lengths[i])
-        batches += [part[b : b + batch_size] for b in range(0, len(part), batch_size)]
-    rng.shuffle(batches)
-    return batches
-
-
-def _collate(features: list[dict], indices: list[int]):
-    import torch
-
-    width = max(len(features[i]["input_ids"]) for i in indices)
-    ids = torch.zeros((len(indices), width), dtype=torch.long)
-    types = torch.zeros_like(ids)
-    mask = torch.zeros_like(ids)
-    for row, i in enumerate(indices):
-        n = len(features[i]["input_ids"])
-        ids[row, :n] = torch.tensor(features[i]["input_ids"])
-        types[row, :n] = torch.tensor(features[i]["token_type_ids"])
-        mask[row, :n] = 1
-    starts = torch.tensor([features[i]["start"] for i in indices])
-    ends = torch.tensor([features[i]["end"] for i in indices])
-    return {"input_ids": ids, "token_type_ids": types, "attention_mask": mask}, starts, ends
-
-
 def evaluate_reader(reader, examples: list[QAExample]) -> dict[str, float]:
     """EM/F1 with the gold paragraph given (reader-only)."""
     predictions = {}
@@ -104,146 +237,34 @@ def evaluate_reader(reader, examples: list[QAExample]) -> dict[str, float]:
     return score_predictions(examples, predictions)
 
 
-def _trainable_state(model) -> dict:
-    return {k: v.detach().clone().contiguous() for k, v in model.named_parameters() if v.requires_grad}
-
-
-def _save_checkpoint(folder: Path, model, optimizer, scheduler, state: dict) -> None:
-    """Write to a temporary folder, then swap it in: a kill never leaves half a checkpoint."""
-    import torch
-    from safetensors.torch import save_file
-
-    tmp = folder.with_name(folder.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    save_file(_trainable_state(model), str(tmp / "trainable.safetensors"))
-    torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, tmp / "optimizer.pt")
-    (tmp / "state.json").write_text(json.dumps(state, indent=2))
-    old = folder.with_name(folder.name + ".old")
-    shutil.rmtree(old, ignore_errors=True)
-    if folder.exists():
-        os.replace(folder, old)
-    os.replace(tmp, folder)
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def export_reader(model, tokenizer, base_model: str, folder: Path, card: dict) -> None:
-    """Save a reader folder: fp16 weights of what training changed, on top of ``base_model``.
-
-    Frozen parameters (the word embeddings) are left out and come from the base model at load
-    time (see ``reader.load_qa_model``), which halves the folder for MiniLM.
-    """
-    from safetensors.torch import save_file
-
-    tmp = folder.with_name(folder.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    trained = {k: v.detach().half().contiguous() for k, v in model.named_parameters() if v.requires_grad}
-    save_file(trained, str(tmp / DELTA_WEIGHTS), metadata={"base_model": base_model})
-    model.config.save_pretrained(str(tmp))
-    tokenizer.save_pretrained(str(tmp))
-    (tmp / READER_CARD).write_text(json.dumps({"base_model": base_model, **card}, indent=2))
-    if folder.exists():
-        shutil.rmtree(folder)
-    os.replace(tmp, folder)
-
-
-def train_reader(data: str | Path, output: str | Path, recipe: ReaderRecipe | None = None,
-                 dev: str | Path | None = None, dev_questions: int = 600, checkpoint_minutes: float = 15.0,
-                 max_minutes: float | None = None, progress: bool = True, log=print, init: str | None = None) -> dict:
+def train_reader(data: str | Path, output: str | Path, recipe: Recipe | None = None,
+                 dev: str | Path | None = None, dev_questions: int = 600, init: str | None = None, **loop) -> dict:
     """Fine-tune ``recipe.base_model`` for extractive QA on the SQuAD-format file ``data``.
 
-    ``init`` starts from the weights of an existing reader folder (of the same base model) instead
-    of the base model's, when there is no checkpoint to resume.
-
-    ``output`` gets ``checkpoint/`` (resumed automatically when present) and ``best/`` (the reader
-    with the best dev F1 so far, fp16). Stops after ``recipe.epochs`` or ``max_minutes``.
+    ``init`` starts from an existing reader folder instead of the base model (when there is no
+    checkpoint to resume). ``loop`` options go to ``fit`` (checkpoint_minutes, max_minutes, progress, log).
     """
     import torch
-    from tqdm.auto import tqdm
-    from transformers import AutoModelForQuestionAnswering, AutoTokenizer, get_linear_schedule_with_warmup
+    from transformers import AutoModelForQuestionAnswering
 
-    from .encoders import _quiet_transformers
     from .reader import Reader
 
-    _quiet_transformers()
-    recipe = recipe or ReaderRecipe()
-    output = Path(output)
-    output.mkdir(parents=True, exist_ok=True)
-    checkpoint = output / "checkpoint"
-    base_path = resolve_model(recipe.base_model)
-    tokenizer = AutoTokenizer.from_pretrained(base_path)
-    model = load_qa_model(init) if init else AutoModelForQuestionAnswering.from_pretrained(base_path)
-    if recipe.freeze_word_embeddings:
-        model.get_input_embeddings().weight.requires_grad_(False)
-
-    examples = load_squad(data)
-    features = train_features(tokenizer, examples, recipe.max_length, recipe.stride)
-    lengths = [len(f["input_ids"]) for f in features]
-    steps_per_epoch = math.ceil(len(features) / recipe.batch_size)
-    total_steps = int(steps_per_epoch * recipe.epochs)
+    recipe = recipe or Recipe()
+    tokenizer, model = _start(recipe, init, AutoModelForQuestionAnswering)
+    features = train_features(tokenizer, load_squad(data), recipe.max_length, recipe.stride)
     dev_examples = load_squad(dev)[:dev_questions] if dev else []
-    log(f"{len(examples)} questions -> {len(features)} windows; {steps_per_epoch} steps per epoch, {total_steps} in all")
 
-    decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim > 1]
-    no_decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim <= 1]
-    optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": recipe.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=recipe.learning_rate,
-    )
-    scheduler = get_linear_schedule_with_warmup(optimizer, int(recipe.warmup * total_steps), total_steps)
-    state = {"step": 0, "best_f1": -1.0, "recipe": asdict(recipe), "history": []}
-    if (checkpoint / "state.json").exists():
-        from safetensors.torch import load_file
+    def collate(feats, indices):
+        inputs, _ = pad_batch(feats, indices)
+        return inputs, (torch.tensor([feats[i]["start"] for i in indices]), torch.tensor([feats[i]["end"] for i in indices]))
 
-        state = json.loads((checkpoint / "state.json").read_text())
-        model.load_state_dict(load_file(str(checkpoint / "trainable.safetensors")), strict=False)
-        saved = torch.load(checkpoint / "optimizer.pt", weights_only=True)
-        optimizer.load_state_dict(saved["optimizer"])
-        scheduler.load_state_dict(saved["scheduler"])
-        log(f"resumed at step {state['step']} (best dev F1 so far {state['best_f1']:.1f})")
+    def loss_of(out, labels):
+        return (_cross_entropy(out.start_logits, labels[0]) + _cross_entropy(out.end_logits, labels[1])) / 2
 
-    def evaluate_and_save() -> None:
-        model.eval()
-        if dev_examples:
-            scores = evaluate_reader(Reader.from_model(model, tokenizer, max_length=recipe.max_length,
-                                                       stride=recipe.stride), dev_examples)
-            state["history"].append({"step": state["step"], **scores, "time": time.time()})
-            log(f"step {state['step']}: dev EM {scores['exact_match']:.1f} F1 {scores['f1']:.1f} on {scores['questions']} questions")
-            if scores["f1"] > state["best_f1"]:
-                state["best_f1"] = scores["f1"]
-                export_reader(model, tokenizer, recipe.base_model, output / "best",
-                              {"data": str(data), "recipe": asdict(recipe), "step": state["step"],
-                               "dev": str(dev), **{f"dev_{k}": v for k, v in scores.items()}})
-        _save_checkpoint(checkpoint, model, optimizer, scheduler, state)
-        model.train()
+    def evaluate(m):
+        reader = Reader.from_model(m, tokenizer, max_length=recipe.max_length, stride=recipe.stride)
+        scores = evaluate_reader(reader, dev_examples)
+        return {"f1": scores["f1"], "exact_match": scores["exact_match"]}
 
-    started = last_save = time.monotonic()
-    model.train()
-    bar = tqdm(total=total_steps, initial=state["step"], desc="Training", unit="step", disable=not progress)
-    while state["step"] < total_steps:
-        epoch, position = divmod(state["step"], steps_per_epoch)
-        batches = bucketed_batches(lengths, recipe.batch_size, recipe.seed + epoch)
-        for indices in batches[position:]:
-            inputs, starts, ends = _collate(features, indices)
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=recipe.bf16):
-                out = model(**inputs)
-            loss_fn = torch.nn.functional.cross_entropy
-            loss = (loss_fn(out.start_logits.float(), starts) + loss_fn(out.end_logits.float(), ends)) / 2
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            state["step"] += 1
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss.item():.3f}")
-            out_of_time = max_minutes is not None and time.monotonic() - started > 60 * max_minutes
-            if state["step"] >= total_steps or out_of_time or time.monotonic() - last_save > 60 * checkpoint_minutes:
-                evaluate_and_save()
-                last_save = time.monotonic()
-            if state["step"] >= total_steps or out_of_time:
-                bar.close()
-                return state
-    bar.close()
-    return state
+    return fit(model, tokenizer, features, collate, loss_of, Path(output), recipe, evaluate if dev_examples else None,
+               "f1", {"task": "question-answering", "data": str(data), "dev": str(dev)}, **loop)
