@@ -123,7 +123,9 @@ def load_finetuned(path: str | os.PathLike, auto_class):
     from safetensors.torch import load_file
 
     base = json.loads((folder / CARD).read_text())["base_model"]
-    model = auto_class.from_pretrained(resolve_model(base), config=str(folder / "config.json"))
+    from transformers import AutoConfig
+
+    model = auto_class.from_pretrained(resolve_model(base), config=AutoConfig.from_pretrained(str(folder)))
     delta = {k: v.float() for k, v in load_file(str(folder / DELTA_WEIGHTS)).items()}
     unknown = set(delta) - set(model.state_dict())
     if unknown:

@@ -268,3 +268,98 @@ def train_reader(data: str | Path, output: str | Path, recipe: Recipe | None = N
 
     return fit(model, tokenizer, features, collate, loss_of, Path(output), recipe, evaluate if dev_examples else None,
                "f1", {"task": "question-answering", "data": str(data), "dev": str(dev)}, **loop)
+
+
+# --- named entities ------------------------------------------------------------------------------
+
+def ner_features(tokenizer, sentences: list[tuple[list[str], list[str]]], label_ids: dict[str, int],
+                 max_length: int) -> list[dict]:
+    """Word-tokenized sentences -> features labelled on each word's first word piece (-100 elsewhere)."""
+    encoded = tokenizer([words for words, _ in sentences], is_split_into_words=True, truncation=True,
+                        max_length=max_length)
+    features = []
+    for i, (_, tags) in enumerate(sentences):
+        labels, previous = [], None
+        for word in encoded.word_ids(i):
+            labels.append(label_ids[tags[word]] if word is not None and word != previous else -100)
+            previous = word
+        features.append({"input_ids": encoded["input_ids"][i], "token_type_ids": encoded["token_type_ids"][i],
+                         "labels": labels})
+    return features
+
+
+def train_ner(data: str | Path, output: str | Path, recipe: Recipe | None = None, dev: str | Path | None = None,
+              init: str | None = None, **loop) -> dict:
+    """Fine-tune a token classifier on a CoNLL file (IOB1 or BIO tags; trained and scored as BIO)."""
+    from transformers import AutoModelForTokenClassification
+
+    from .enrich import predict_word_tags, read_conll, score_entities
+
+    recipe = recipe or Recipe(epochs=4, max_length=128)
+    sentences = read_conll(data)
+    labels = ["O"] + sorted({t for _, tags in sentences for t in tags} - {"O"})
+    label_ids = {label: i for i, label in enumerate(labels)}
+    tokenizer, model = _start(recipe, init, AutoModelForTokenClassification, num_labels=len(labels),
+                              id2label=dict(enumerate(labels)), label2id=label_ids)
+    features = ner_features(tokenizer, sentences, label_ids, recipe.max_length)
+    dev_sentences = read_conll(dev) if dev else []
+
+    def evaluate(m):
+        predicted = predict_word_tags(m, tokenizer, [w for w, _ in dev_sentences], recipe.max_length)
+        scores = score_entities([t for _, t in dev_sentences], predicted)
+        return {"f1": scores["f1"], "precision": scores["precision"], "recall": scores["recall"]}
+
+    return fit(model, tokenizer, features, lambda f, ix: pad_batch(f, ix, "labels"),
+               lambda out, y: _cross_entropy(out.logits, y), Path(output), recipe,
+               evaluate if dev_sentences else None, "f1",
+               {"task": "token-classification", "data": str(data), "dev": str(dev)}, **loop)
+
+
+# --- text classification (sentiment and any labelled texts) ------------------------------------------
+
+def train_classifier(data: str | Path, output: str | Path, recipe: Recipe | None = None,
+                     dev: str | Path | None = None, label_names: list[str] | None = None,
+                     text_column: str | None = None, label_column: str = "label", init: str | None = None,
+                     **loop) -> dict:
+    """Fine-tune a sequence classifier on a TSV/CSV file of texts and labels.
+
+    ``label_names`` name the labels in order (``negative,positive`` for SST-2's 0/1); without it
+    the labels found in the data are used as they are, sorted.
+    """
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    from .enrich import read_labelled
+
+    recipe = recipe or Recipe(epochs=2, max_length=128)
+    texts, raw = read_labelled(data, text_column, label_column)
+    found = sorted(set(raw))
+    names = list(label_names) if label_names else found
+    if label_names:
+        if len(names) != len(found):
+            raise ValueError(f"--labels names {len(names)} labels, the data has {len(found)}: {', '.join(found)}")
+        to_name = dict(zip(found if not all(x.isdigit() for x in found) else sorted(found, key=int), names))
+    else:
+        to_name = {x: x for x in found}
+    label_ids = {name: i for i, name in enumerate(names)}
+    tokenizer, model = _start(recipe, init, AutoModelForSequenceClassification, num_labels=len(names),
+                              id2label=dict(enumerate(names)), label2id=label_ids)
+    encoded = tokenizer(texts, truncation=True, max_length=recipe.max_length)
+    features = [{"input_ids": ids, "token_type_ids": encoded["token_type_ids"][i], "label": label_ids[to_name[raw[i]]]}
+                for i, ids in enumerate(encoded["input_ids"])]
+    dev_texts, dev_raw = read_labelled(dev, text_column, label_column) if dev else ([], [])
+
+    def collate(feats, indices):
+        inputs, _ = pad_batch(feats, indices)
+        return inputs, torch.tensor([feats[i]["label"] for i in indices])
+
+    def evaluate(m):
+        from .enrich import TextClassifier
+
+        predicted = TextClassifier.from_model(m, tokenizer).classify(dev_texts)
+        right = sum(p.label == to_name.get(g, g) for p, g in zip(predicted, dev_raw))
+        return {"accuracy": 100 * right / max(len(dev_texts), 1)}
+
+    return fit(model, tokenizer, features, collate, lambda out, y: _cross_entropy(out.logits, y), Path(output),
+               recipe, evaluate if dev_texts else None, "accuracy",
+               {"task": "text-classification", "data": str(data), "dev": str(dev), "labels": names}, **loop)

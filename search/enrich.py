@@ -1,0 +1,286 @@
+"""Enrichment: named entities (whole entities with character offsets) and text classification
+(sentiment, or any classifier trained with ``search train classifier``)."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .errors import ModelNotFound, SearchError
+
+MODELS_DIR = Path(__file__).resolve().parent
+#: The models this project trains and ships (each folder's finetuned.json has data, recipe, metrics).
+DEFAULT_NER = MODELS_DIR / "ner_model"
+DEFAULT_SENTIMENT = MODELS_DIR / "sentiment_model"
+
+
+@dataclass
+class Entity:
+    text: str
+    label: str
+    start: int  # character offsets in the text that was tagged
+    end: int
+    score: float
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass
+class Label:
+    label: str
+    score: float
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+# --- data ---------------------------------------------------------------------------------------
+
+def iob1_to_bio(tags: list[str]) -> list[str]:
+    """IOB1 (I- inside, B- only between two adjacent entities of a type) -> BIO (B- starts every entity)."""
+    out = []
+    for i, tag in enumerate(tags):
+        if tag.startswith("I-"):
+            previous = out[i - 1] if i else "O"
+            if previous == "O" or previous[2:] != tag[2:]:
+                tag = "B-" + tag[2:]
+        out.append(tag)
+    return out
+
+
+def read_conll(path: str | Path) -> list[tuple[list[str], list[str]]]:
+    """Sentences of a CoNLL file (word first, tag last on each line) with BIO tags."""
+    sentences, words, tags = [], [], []
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SearchError(f"Cannot read {path}: {exc}") from exc
+    for line in lines + [""]:
+        parts = line.split()
+        if not parts or parts[0] == "-DOCSTART-":
+            if words:
+                sentences.append((words, iob1_to_bio(tags)))
+            words, tags = [], []
+            continue
+        words.append(parts[0])
+        tags.append(parts[-1])
+    if not sentences:
+        raise SearchError(f"{path} has no CoNLL sentences (one 'word ... tag' per line, blank lines between)")
+    return sentences
+
+
+def read_labelled(path: str | Path, text_column: str | None = None, label_column: str = "label") -> tuple[list[str], list[str]]:
+    """Texts and labels from a TSV (.tsv) or CSV file with a header row.
+
+    The text column is ``text_column``, else ``text`` or ``sentence``, else the first column.
+    """
+    path = Path(path)
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f, delimiter="\t" if path.suffix.lower() == ".tsv" else ",",
+                                       quoting=csv.QUOTE_NONE if path.suffix.lower() == ".tsv" else csv.QUOTE_MINIMAL))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise SearchError(f"Cannot read {path}: {exc}") from exc
+    if not rows:
+        raise SearchError(f"{path} has no rows")
+    columns = list(rows[0])
+    text_column = text_column or next((c for c in ("text", "sentence") if c in columns), columns[0])
+    if label_column not in columns or text_column not in columns:
+        raise SearchError(f"{path}: need columns {text_column!r} and {label_column!r}; it has {', '.join(columns)}")
+    rows = [r for r in rows if (r[text_column] or "").strip() and (r[label_column] or "").strip()]
+    return [r[text_column].strip() for r in rows], [r[label_column].strip() for r in rows]
+
+
+def entity_spans(tags: Sequence[str]) -> set[tuple[int, int, str]]:
+    """Strict BIO chunks: B-X followed by I-X...; a stray I- starts no entity."""
+    spans, start, label = set(), None, None
+    for i, tag in enumerate(list(tags) + ["O"]):
+        if start is not None and tag != "I-" + label:
+            spans.add((start, i, label))
+            start = None
+        if tag.startswith("B-"):
+            start, label = i, tag[2:]
+    return spans
+
+
+def score_entities(gold: list[list[str]], predicted: list[list[str]]) -> dict[str, float]:
+    """Entity-level precision, recall and F1 (percent), exact span and type (seqeval strict style)."""
+    tp = n_gold = n_pred = 0
+    for g, p in zip(gold, predicted):
+        gs, ps = entity_spans(g), entity_spans(p)
+        tp, n_gold, n_pred = tp + len(gs & ps), n_gold + len(gs), n_pred + len(ps)
+    precision = tp / n_pred if n_pred else 0.0
+    recall = tp / n_gold if n_gold else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"precision": 100 * precision, "recall": 100 * recall, "f1": 100 * f1, "entities": n_gold}
+
+
+# --- inference ------------------------------------------------------------------------------------
+
+def _load(path, auto_class, what: str, train_hint: str):
+    from .encoders import _quiet_transformers
+    from .models import load_finetuned, resolve_model
+
+    _quiet_transformers()
+    if not Path(path).is_dir() and str(path).startswith(str(MODELS_DIR)):
+        raise ModelNotFound(f"The default {what} model is not installed ({path} is missing). Train one with"
+                            f" `{train_hint}`, then pass its best/ folder with --model.")
+    return load_finetuned(resolve_model(path), auto_class).eval()
+
+
+def _batches(n: int, size: int):
+    order = list(range(n))
+    for b in range(0, n, size):
+        yield order[b : b + size]
+
+
+def predict_word_tags(model, tokenizer, sentences: list[list[str]], max_length: int = 128,
+                      batch_size: int = 32) -> list[list[str]]:
+    """BIO tags for pre-split words (each word takes its first word piece's label; cut words get O)."""
+    import torch
+
+    id2label = model.config.id2label
+    out = []
+    for chunk in _batches(len(sentences), batch_size):
+        batch = tokenizer([sentences[i] for i in chunk], is_split_into_words=True, truncation=True,
+                          max_length=max_length, padding=True, return_tensors="pt")
+        with torch.inference_mode():
+            logits = model(**{k: v for k, v in batch.items()}).logits.float().numpy()
+        for row, i in enumerate(chunk):
+            tags, seen = ["O"] * len(sentences[i]), set()
+            for t, word in enumerate(batch.word_ids(row)):
+                if word is not None and word not in seen:
+                    seen.add(word)
+                    tags[word] = id2label[int(logits[row, t].argmax())]
+            out.append(tags)
+    return out
+
+
+class EntityTagger:
+    """``EntityTagger(model).tag(texts)``: whole named entities with character offsets."""
+
+    def __init__(self, model: str | Path | None = None, batch_size: int = 16, max_length: int = 256):
+        self.model_name = str(model or DEFAULT_NER)
+        self.batch_size, self.max_length = batch_size, max_length
+
+    @cached_property
+    def model(self):
+        from transformers import AutoModelForTokenClassification
+
+        return _load(self.model_name, AutoModelForTokenClassification, "NER",
+                     "search train ner --data eng.train --dev eng.testa --output DIR")
+
+    @cached_property
+    def tokenizer(self):
+        from transformers import AutoTokenizer
+
+        self.model  # a clear error first when the model is missing
+        from .models import resolve_model
+
+        return AutoTokenizer.from_pretrained(resolve_model(self.model_name))
+
+    def tag(self, texts: Sequence[str]) -> list[list[Entity]]:
+        """Entities of each text. Texts longer than the window are tagged in consecutive windows."""
+        import torch
+
+        encoded = self.tokenizer(list(texts), truncation=True, max_length=self.max_length, stride=0,
+                                 return_overflowing_tokens=True, return_offsets_mapping=True)
+        probabilities = []
+        for chunk in _batches(len(encoded["input_ids"]), self.batch_size):
+            batch = self.tokenizer.pad({k: [encoded[k][i] for i in chunk] for k in ("input_ids", "attention_mask", "token_type_ids")},
+                                       return_tensors="pt")
+            with torch.inference_mode():
+                probabilities += list(torch.softmax(self.model(**batch).logits.float(), -1).numpy())
+        result: list[list[Entity]] = [[] for _ in texts]
+        for w, probs in enumerate(probabilities):
+            t = encoded["overflow_to_sample_mapping"][w]
+            result[t] += _entities(texts[t], encoded.word_ids(w), encoded["offset_mapping"][w], probs,
+                                   self.model.config.id2label)
+        return result
+
+
+def _entities(text: str, word_ids, offsets, probs: np.ndarray, id2label) -> list[Entity]:
+    """Merge word-level B-/I- labels (each word labelled by its first piece) into whole entities."""
+    words: list[tuple[int, int, str, float]] = []  # (start, end, label, probability)
+    previous = None
+    for t, word in enumerate(word_ids):
+        if word is None:
+            previous = None
+            continue
+        if word == previous:  # later pieces of the same word extend it
+            words[-1] = (words[-1][0], offsets[t][1], words[-1][2], words[-1][3])
+            continue
+        previous = word
+        best = int(probs[t].argmax())
+        words.append((offsets[t][0], offsets[t][1], id2label[best], float(probs[t][best])))
+    entities: list[Entity] = []
+    current: list = []
+    for start, end, label, p in words + [(0, 0, "O", 1.0)]:
+        kind = label[2:] if "-" in label else None
+        continues = current and label.startswith("I-") and kind == current[0][2][2:]
+        if current and not continues:
+            first, last = current[0], current[-1]
+            entities.append(Entity(text[first[0] : last[1]], first[2][2:], first[0], last[1],
+                                   float(np.mean([x[3] for x in current]))))
+            current = []
+        if kind and (continues or label.startswith(("B-", "I-"))):
+            current.append((start, end, label, p))
+    return entities
+
+
+class TextClassifier:
+    """``TextClassifier(model).classify(texts)``: one label and its probability per text (sentiment by default)."""
+
+    def __init__(self, model: str | Path | None = None, batch_size: int = 32, max_length: int = 256):
+        self.model_name = str(model or DEFAULT_SENTIMENT)
+        self.batch_size, self.max_length = batch_size, max_length
+
+    @classmethod
+    def from_model(cls, model, tokenizer, **options) -> "TextClassifier":
+        classifier = cls("<in memory>", **options)
+        classifier.__dict__.update(model=model, tokenizer=tokenizer)
+        return classifier
+
+    @cached_property
+    def model(self):
+        from transformers import AutoModelForSequenceClassification
+
+        return _load(self.model_name, AutoModelForSequenceClassification, "sentiment",
+                     "search train sentiment --data train.tsv --dev dev.tsv --output DIR")
+
+    @cached_property
+    def tokenizer(self):
+        from transformers import AutoTokenizer
+
+        self.model
+        from .models import resolve_model
+
+        return AutoTokenizer.from_pretrained(resolve_model(self.model_name))
+
+    @property
+    def labels(self) -> list[str]:
+        return [self.model.config.id2label[i] for i in range(self.model.config.num_labels)]
+
+    def classify(self, texts: Sequence[str]) -> list[Label]:
+        import torch
+
+        out: list[Label] = []
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        results: dict[int, Label] = {}
+        for b in range(0, len(order), self.batch_size):
+            chunk = order[b : b + self.batch_size]
+            batch = self.tokenizer([texts[i] for i in chunk], truncation=True, max_length=self.max_length,
+                                   padding=True, return_tensors="pt")
+            with torch.inference_mode():
+                probs = torch.softmax(self.model(**batch).logits.float(), -1).numpy()
+            for row, i in enumerate(chunk):
+                best = int(probs[row].argmax())
+                results[i] = Label(self.model.config.id2label[best], float(probs[row][best]))
+        out = [results[i] for i in range(len(texts))]
+        return out
