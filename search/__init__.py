@@ -10,7 +10,14 @@ The public API::
 """
 
 from .encoders import MeanPoolingEncoder, SentenceTransformerEncoder, load_encoder
-from .errors import IndexCorrupt, IndexNotFound, ModelMismatch, ModelNotFound, SearchError, UnreadableFile
+from .errors import (
+    IndexCorrupt,
+    IndexNotFound,
+    ModelMismatch,
+    ModelNotFound,
+    SearchError,
+    UnreadableFile,
+)
 from .index import Index, IndexReport, default_index_path
 from .ingest import Document, RowOptions
 from .passages import Passage, split_passages

@@ -284,3 +284,46 @@ class TextClassifier:
                 results[i] = Label(self.model.config.id2label[best], float(probs[row][best]))
         out = [results[i] for i in range(len(texts))]
         return out
+
+
+# --- enrichment of an index -------------------------------------------------------------------------
+
+@dataclass
+class Enricher:
+    """One enrichment task: ``ner`` (entities) or a classification (``sentiment``, ``classify:PATH``)."""
+
+    task: str
+    model: str = ""  # a model folder; "" for the shipped default
+
+    @classmethod
+    def parse(cls, spec: str) -> "Enricher":
+        """``ner``, ``sentiment``, ``ner:PATH``, ``sentiment:PATH`` or ``classify:PATH`` (named after
+        the model folder, or its parent when that is ``best``)."""
+        name, _, model = spec.strip().partition(":")
+        if name in ("ner", "sentiment"):
+            return cls(name, model)
+        if name == "classify" and model:
+            folder = Path(model)
+            return cls((folder.parent.name if folder.name == "best" else folder.name) or "classify", model)
+        raise ValueError(f"Unknown enrichment {spec!r}: use ner, sentiment or classify:MODEL_FOLDER (optionally ner:FOLDER)")
+
+    @cached_property
+    def runner(self):
+        return EntityTagger(self.model or None) if self.task == "ner" else TextClassifier(
+            self.model or (None if self.task == "sentiment" else self.model))
+
+    def run(self, texts: list[str], starts: list[int]) -> list:
+        """Results per text; entity offsets are shifted by ``starts`` (passage -> document offsets)."""
+        if self.task != "ner":
+            return self.runner.classify(texts)
+        out = []
+        for entities, start in zip(self.runner.tag(texts), starts):
+            out.append([Entity(e.text, e.label, e.start + start, e.end + start, e.score) for e in entities])
+        return out
+
+
+def parse_enrichers(specs) -> list[Enricher]:
+    """Enrichers from ``"ner,sentiment"`` or a list of specs."""
+    if isinstance(specs, str):
+        specs = specs.split(",")
+    return [Enricher.parse(s) for s in specs if s.strip()]

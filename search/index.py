@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import time
 from dataclasses import dataclass, field
@@ -14,7 +15,14 @@ from tqdm.auto import tqdm
 
 from .encoders import Encoder, load_encoder
 from .errors import IndexCorrupt, IndexNotFound, ModelMismatch, UnreadableFile
-from .ingest import Document, RowOptions, file_hash, find_files, first_line_title, load_file
+from .ingest import (
+    Document,
+    RowOptions,
+    file_hash,
+    find_files,
+    first_line_title,
+    load_file,
+)
 from .models import DEFAULT_MODEL, resolve_model
 from .passages import Passage, split_passages
 from .retrieval import Hit, Retriever
@@ -161,6 +169,28 @@ class Index:
         return self._encoder
 
     @property
+    def enrichers(self) -> list:
+        """The enrichment tasks this index runs on every new passage (recorded in its meta)."""
+        from .enrich import Enricher
+
+        if "_enrichers" not in self.__dict__:
+            tasks = json.loads(self.meta.get("enrich", "{}"))
+            self._enrichers = [Enricher(task, model) for task, model in tasks.items()]
+        return self._enrichers
+
+    def set_enrichers(self, specs) -> None:
+        """Add enrichment tasks (``"ner,sentiment"``, ``classify:FOLDER``...) to this index for good."""
+        from .enrich import parse_enrichers
+
+        current = {e.task: e for e in self.enrichers}
+        for e in parse_enrichers(specs):
+            current[e.task] = e
+        self._enrichers = list(current.values())
+        self.meta["enrich"] = json.dumps({e.task: e.model for e in self._enrichers})
+        self.store.set_meta({"enrich": self.meta["enrich"]})
+        self.store.commit()
+
+    @property
     def max_tokens(self) -> int:
         return int(self.meta["max_tokens"])
 
@@ -168,10 +198,15 @@ class Index:
 
     def add_paths(
         self, paths: Iterable[str | os.PathLike], include: Sequence[str] = (), exclude: Sequence[str] = (),
-        rows: RowOptions | None = None, prune: bool = False, progress: bool = False,
+        rows: RowOptions | None = None, prune: bool = False, progress: bool = False, enrich=None,
     ) -> IndexReport:
-        """Index files and folders; unchanged files (same content hash) are skipped, changed ones replaced."""
+        """Index files and folders; unchanged files (same content hash) are skipped, changed ones replaced.
+
+        ``enrich`` (``"ner,sentiment"``...) adds enrichment tasks to the index (see ``set_enrichers``).
+        """
         started = time.perf_counter()
+        if enrich:
+            self.set_enrichers(enrich)
         report = IndexReport()
         files = list(find_files(paths, include, exclude))
         report.files = len(files)
@@ -268,11 +303,13 @@ class Index:
                 for batch, complete in _batches(split, self.batch_passages):
                     texts = [p.text for _, passages in batch for p in passages]
                     vectors = self.encoder.encode(texts) if texts else np.zeros((0, self.vectors.dimension))
-                    at = 0
+                    at, added = 0, []
                     for doc, passages in batch:
                         ids = self.store.add_document(doc, passages, vectors[at : at + len(passages)])
                         self.vectors.add(ids, vectors[at : at + len(passages)])
                         at += len(passages)
+                        added += [(pid, None, p.start, p.text) for pid, p in zip(ids, passages)]
+                    self._enrich_passages(added)
                     bar.update(len(texts))
                     if complete and time.monotonic() - last_checkpoint > self.checkpoint_seconds:
                         self._checkpoint()
@@ -282,6 +319,41 @@ class Index:
             self._rollback()
             raise
         return total
+
+    def _enrich_passages(self, passages: list[tuple[int, int | None, int, str]], enrichers=None) -> None:
+        """Run enrichment tasks on (passage id, document id, start offset, text) rows, in the open transaction."""
+        if not passages:
+            return
+        ids = [p[0] for p in passages]
+        doc_ids = [p[1] for p in passages]
+        if None in doc_ids:
+            doc_ids = [self.store.conn.execute("SELECT document_id FROM passages WHERE id = ?", (i,)).fetchone()[0]
+                       for i in ids]
+        for enricher in self.enrichers if enrichers is None else enrichers:
+            results = enricher.run([p[3] for p in passages], [p[2] for p in passages])
+            self.store.add_enrichment(enricher.task, ids, doc_ids, results)
+
+    def enrich(self, specs=None, progress: bool = False) -> int:
+        """Run enrichment tasks (given ones are added to the index's) on passages that lack them.
+
+        Returns how many (passage, task) pairs were processed.
+        """
+        if specs:
+            self.set_enrichers(specs)
+        done = 0
+        self.store.begin_write()
+        try:
+            for enricher in self.enrichers:
+                todo = self.store.passages_to_enrich(enricher.task)
+                for b in tqdm(range(0, len(todo), self.batch_passages), desc=f"Enriching ({enricher.task})",
+                              disable=not progress or not todo):
+                    self._enrich_passages(todo[b : b + self.batch_passages], [enricher])
+                    done += len(todo[b : b + self.batch_passages])
+            self.store.commit()
+        except BaseException:
+            self.store.rollback()
+            raise
+        return done
 
     def _checkpoint(self) -> None:
         path = self.path / VECTORS_NAME
@@ -383,10 +455,10 @@ def _same_model(a: str, b: str) -> bool:
         return False
 
 
-def _filters(filters) -> list[Filter]:
+def _filters(filters) -> list:
     if isinstance(filters, dict):
         return [Filter(k, str(v)) for k, v in filters.items()]
-    return [f if isinstance(f, Filter) else Filter.parse(f) for f in filters]
+    return [Filter.parse(f) if isinstance(f, str) else f for f in filters]
 
 
 def _batches(split: list[tuple[Document, list[Passage]]], size: int):

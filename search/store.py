@@ -68,6 +68,38 @@ were what when where which while who whom why will with would you your yours you
 """.split())
 
 
+@dataclass
+class EntityFilter:
+    """Passages that mention an entity: ``label`` (PER, ORG...) and/or its ``text`` (any case)."""
+
+    label: str | None = None
+    text: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> "EntityFilter":
+        """``LABEL=TEXT`` or ``TEXT``."""
+        label, sep, value = text.partition("=")
+        return cls(label.strip().upper(), value.strip()) if sep else cls(None, text.strip())
+
+    def sql(self) -> tuple[str, list]:
+        conditions = [c for c, v in (("label = ?", self.label), ("text = ? COLLATE NOCASE", self.text)) if v]
+        if not conditions:
+            raise ValueError("An entity filter needs a label or a text")
+        values = [v for v in (self.label, self.text) if v]
+        return f"p.id IN (SELECT passage_id FROM entities WHERE {' AND '.join(conditions)})", values
+
+
+@dataclass
+class LabelFilter:
+    """Passages that a classification task (``sentiment``, or a classifier's name) gave ``label``."""
+
+    task: str
+    label: str
+
+    def sql(self) -> tuple[str, list]:
+        return "p.id IN (SELECT passage_id FROM labels WHERE task = ? AND label = ?)", [self.task, self.label]
+
+
 def fts_query(text: str) -> str:
     """An FTS5 query that ORs the words of ``text`` (no FTS syntax errors on user input)."""
     terms = list(dict.fromkeys(t.lower() for t in _TERM.findall(text)))
@@ -93,6 +125,7 @@ class Store:
 
     def _ensure_schema(self) -> None:
         if "documents" in self.db.table_names():
+            self._ensure_enrichment_tables()
             return
         with self.conn:
             self.db["meta"].create({"key": str, "value": str}, pk="key")
@@ -111,6 +144,31 @@ class Store:
             self.db["passages"].create_index(["document_id"])
             self.db["passages"].enable_fts(["text"], fts_version="FTS5", tokenize="porter", create_triggers=True)
             self.db["meta"].insert({"key": "schema_version", "value": str(SCHEMA_VERSION)})
+        self._ensure_enrichment_tables()
+
+    def _ensure_enrichment_tables(self) -> None:
+        """Entities, per-passage labels (sentiment, classifiers) and which passages each task has seen."""
+        if "entities" in self.db.table_names():
+            return
+        with self.conn:
+            self.db["entities"].create(
+                {"id": int, "passage_id": int, "document_id": int, "text": str, "label": str,
+                 "start_char": int, "end_char": int, "score": float},
+                pk="id", foreign_keys=[("passage_id", "passages", "id"), ("document_id", "documents", "id")],
+            )
+            self.db["entities"].create_index(["label", "text"])
+            self.db["entities"].create_index(["passage_id"])
+            self.db["labels"].create(
+                {"passage_id": int, "document_id": int, "task": str, "label": str, "score": float},
+                pk=("passage_id", "task"), foreign_keys=[("passage_id", "passages", "id"), ("document_id", "documents", "id")],
+            )
+            self.db["labels"].create_index(["task", "label"])
+            self.db["enriched"].create({"passage_id": int, "task": str}, pk=("passage_id", "task"))
+            self.db.create_view(
+                "document_labels",
+                "SELECT document_id, task, label, count(*) AS passages, avg(score) AS mean_score"
+                " FROM labels GROUP BY document_id, task, label",
+            )
 
     # --- meta ------------------------------------------------------------------------------
 
@@ -150,6 +208,10 @@ class Store:
         for chunk in _chunks(doc_ids, 500):
             marks = ",".join("?" * len(chunk))
             removed += [r[0] for r in self.conn.execute(f"SELECT id FROM passages WHERE document_id IN ({marks})", chunk)]
+            for table in ("entities", "labels"):
+                self.conn.execute(f"DELETE FROM {table} WHERE document_id IN ({marks})", chunk)
+            self.conn.execute(f"DELETE FROM enriched WHERE passage_id IN"
+                              f" (SELECT id FROM passages WHERE document_id IN ({marks}))", chunk)
             self.conn.execute(f"DELETE FROM passages WHERE document_id IN ({marks})", chunk)
             self.conn.execute(f"DELETE FROM documents WHERE id IN ({marks})", chunk)
         return removed
@@ -179,6 +241,36 @@ class Store:
         finally:
             if locked:
                 self.conn.rollback()
+
+    def add_enrichment(self, task: str, passage_ids: list[int], document_ids: list[int], results: list) -> None:
+        """Store one task's results for passages: a list of Entity lists (``ner``, offsets already in
+        document coordinates) or of Labels (any classification task)."""
+        for pid, did, result in zip(passage_ids, document_ids, results):
+            if task == "ner":
+                self.conn.executemany(
+                    "INSERT INTO entities (passage_id, document_id, text, label, start_char, end_char, score)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [(pid, did, e.text, e.label, e.start, e.end, e.score) for e in result],
+                )
+            else:
+                self.conn.execute("INSERT OR REPLACE INTO labels VALUES (?, ?, ?, ?, ?)",
+                                  (pid, did, task, result.label, result.score))
+        self.conn.executemany("INSERT OR IGNORE INTO enriched VALUES (?, ?)", [(pid, task) for pid in passage_ids])
+
+    def passages_to_enrich(self, task: str) -> list[tuple[int, int, int, str]]:
+        """(passage id, document id, start offset, text) of passages that ``task`` has not seen."""
+        return list(self.conn.execute(
+            "SELECT id, document_id, start_char, text FROM passages WHERE id NOT IN"
+            " (SELECT passage_id FROM enriched WHERE task = ?) ORDER BY id", (task,)))
+
+    def entity_counts(self, label: str | None = None, top: int = 20) -> list[dict]:
+        """The most frequent entities: text, label, mentions and documents."""
+        where, params = ("WHERE label = ?", [label]) if label else ("", [])
+        return list(self.db.query(
+            "SELECT min(text) AS text, label, count(*) AS mentions, count(DISTINCT document_id) AS documents"
+            f" FROM entities {where} GROUP BY lower(text), label ORDER BY mentions DESC, text LIMIT ?",
+            params + [top],
+        ))
 
     def commit(self) -> None:
         self.conn.commit()
@@ -234,13 +326,13 @@ class Store:
             [(np.asarray(v, np.float32).tobytes(), i) for i, v in zip(ids, vectors)],
         )
 
-    def allowed_passages(self, filters: list[Filter]) -> list[int]:
+    def allowed_passages(self, filters: list) -> list[int]:
         where, params = _where(filters)
         return [r[0] for r in self.conn.execute(
             f"SELECT p.id FROM passages p JOIN documents d ON d.id = p.document_id WHERE {where}", params
         )]
 
-    def lexical(self, query: str, n: int, filters: list[Filter] = ()) -> list[tuple[int, float]]:
+    def lexical(self, query: str, n: int, filters: list = ()) -> list[tuple[int, float]]:
         """Top ``n`` passages by BM25 (FTS5), as (id, score) with higher = better."""
         match = fts_query(query)
         if not match or n <= 0:
@@ -279,7 +371,7 @@ class Store:
         self.conn.close()
 
 
-def _where(filters: Iterable[Filter]) -> tuple[str, list]:
+def _where(filters: Iterable) -> tuple[str, list]:
     parts, params = [], []
     for f in filters:
         sql, values = f.sql()

@@ -132,7 +132,7 @@ def test_demo_corpus_answers_the_readme_question(run):
 def test_snippet_shows_the_matching_part_with_terms_highlighted():
     import click
 
-    from search.cli import snippet
+    from search.cli.searching import snippet
 
     text = "filler words here. " * 100 + "The Hawking radiation of black holes."
     shown = click.unstyle(snippet(text, "what is Hawking radiation?", width=200))

@@ -1,0 +1,106 @@
+"""What every command shares: the group, options, error handling and output helpers."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from ..errors import SearchError
+
+__all__ = [
+    "DEMO_CORPUS", "ENCODER_KINDS", "cli", "collect_filters", "filter_options", "index_option", "json_option",
+    "reader_option", "display_path", "echo_json", "handle_errors", "show_progress",
+]
+
+DEMO_CORPUS = Path(__file__).resolve().parent.parent.parent / "index_data"
+ENCODER_KINDS = ("sentence-transformers", "mean-pooling")
+
+
+def handle_errors(func):
+    """Turn the errors a user can act on into one clear line instead of a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except (SearchError, FileNotFoundError, FileExistsError, ValueError) as exc:
+            raise click.ClickException(str(exc)) from exc
+
+    return wrapper
+
+
+def index_option(func):
+    return click.option(
+        "--index", "index_path", type=click.Path(file_okay=False, path_type=Path), envvar="SEARCH_INDEX",
+        help="Index folder. Default: $SEARCH_INDEX, else ~/.local/share/search/index.",
+    )(func)
+
+
+def json_option(func):
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")(func)
+
+
+def echo_json(data) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+def show_progress(as_json: bool) -> bool:
+    return not as_json and sys.stderr.isatty()
+
+
+def display_path(path: str) -> str:
+    """A path relative to the working directory when it lies below it."""
+    cwd = os.getcwd() + os.sep
+    return path[len(cwd):] if path.startswith(cwd) else path
+
+
+@click.group()
+@click.version_option(package_name="search")
+def cli():
+    """Offline semantic search over your documents: index a folder, then query it in plain language."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def reader_option(func):
+    return click.option("--reader", "reader_model", help="Reader model folder (default: the shipped reader).")(func)
+
+
+
+def filter_options(func):
+    """--filter, --entity, --entity-label, --sentiment and --label: the filters of query and ask."""
+    options = [
+        click.option("--filter", "filters", multiple=True, metavar="FIELD=VALUE",
+                     help="Documents whose path/title (glob) or metadata field matches (repeatable)."),
+        click.option("--entity", "entities", multiple=True, metavar="[LABEL=]TEXT",
+                     help="Passages mentioning this entity, e.g. ORG=Tesla (needs --enrich ner)."),
+        click.option("--entity-label", "entity_labels", multiple=True, metavar="LABEL",
+                     help="Passages mentioning any entity of this type: PER, ORG, LOC, MISC."),
+        click.option("--sentiment", type=click.Choice(["positive", "negative"]),
+                     help="Passages of this sentiment (needs --enrich sentiment)."),
+        click.option("--label", "labels", multiple=True, metavar="TASK=LABEL",
+                     help="Passages a classifier (--enrich classify:MODEL) gave this label."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def collect_filters(filters=(), entities=(), entity_labels=(), sentiment=None, labels=()) -> list:
+    from ..store import EntityFilter, Filter, LabelFilter
+
+    out = [Filter.parse(f) for f in filters] + [EntityFilter.parse(e) for e in entities]
+    out += [EntityFilter(label.upper(), None) for label in entity_labels]
+    if sentiment:
+        out.append(LabelFilter("sentiment", sentiment))
+    for spec in labels:
+        task, sep, value = spec.partition("=")
+        if not sep:
+            raise click.BadParameter(f"--label takes TASK=LABEL, not {spec!r}")
+        out.append(LabelFilter(task.strip(), value.strip()))
+    return out
+

@@ -1,0 +1,95 @@
+"""search eval: retrieval and question-answering quality."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import click
+
+from ..models import DEFAULT_MODEL
+from .common import (
+    ENCODER_KINDS,
+    cli,
+    echo_json,
+    handle_errors,
+    json_option,
+    reader_option,
+    show_progress,
+)
+
+
+@cli.group(name="eval")
+def eval_group():
+    """Measure quality on test collections."""
+
+
+@eval_group.command(name="retrieval")
+@click.argument("collections", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--mode", "modes", multiple=True, type=click.Choice(["hybrid", "dense", "lexical"]),
+              help="Modes to evaluate (repeatable; default: all three).")
+@click.option("--model", default=DEFAULT_MODEL, show_default=True)
+@click.option("--encoder", type=click.Choice(ENCODER_KINDS), default="sentence-transformers", show_default=True)
+@click.option("--cache", type=click.Path(file_okay=False, path_type=Path),
+              help="Keep each collection's index in this folder and reuse it next time.")
+@json_option
+@handle_errors
+def eval_retrieval(collections, modes, model, encoder, cache, as_json):
+    """nDCG@10, Recall@100 and MAP on test collections (SMART, TREC or BEIR folders)."""
+    import tempfile
+
+    from ..evaluation import evaluate_retrieval, index_collection, load_collection
+    from ..index import Index
+
+    modes = modes or ("lexical", "dense", "hybrid")
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for folder in collections:
+            collection = load_collection(folder)
+            slug = re.sub(r"\W+", "-", f"{collection.name}-{model}-{encoder}")
+            where = (cache or Path(tmp)) / slug
+            with Index.open_or_create(where, model=model, encoder=encoder) as idx:
+                if idx.stats()["documents"] != len(collection.documents):
+                    index_collection(idx, collection, progress=show_progress(as_json))
+                for mode in modes:
+                    scores = evaluate_retrieval(idx, collection, mode)
+                    rows.append({"collection": collection.name, "mode": mode, **scores})
+    if as_json:
+        echo_json(rows)
+        return
+    click.echo(f"{'collection':<12}{'mode':<9}{'nDCG@10':>9}{'R@100':>8}{'MAP':>8}{'queries':>9}{'ms/q':>8}")
+    for r in rows:
+        click.echo(f"{r['collection']:<12}{r['mode']:<9}{r['ndcg@10']:>9.3f}{r['recall@100']:>8.3f}"
+                   f"{r['map']:>8.3f}{r['queries']:>9}{r['ms_per_query']:>8.1f}")
+    for mode in modes:
+        values = [r["ndcg@10"] for r in rows if r["mode"] == mode]
+        if len(values) > 1:
+            click.echo(f"{'mean':<12}{mode:<9}{sum(values) / len(values):>9.3f}")
+
+
+@eval_group.command(name="qa")
+@click.option("--data", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="SQuAD-format JSON file.")
+@click.option("--mode", "modes", multiple=True, type=click.Choice(["reader", "open"]),
+              help="reader: the gold paragraph is given; open: all paragraphs indexed, found by retrieval.")
+@click.option("--limit", type=int, help="Only the first N questions.")
+@click.option("-k", "k", default=5, show_default=True, help="Open mode: passages to read.")
+@click.option("--cache", type=click.Path(file_okay=False, path_type=Path),
+              help="Open mode: keep the paragraph index in this folder and reuse it next time.")
+@reader_option
+@json_option
+@handle_errors
+def eval_qa(data, modes, limit, k, cache, reader_model, as_json):
+    """Exact match and F1 (official SQuAD normalisation) of the reader."""
+    from ..evaluation import evaluate_qa
+    from ..reader import Reader
+
+    rows = evaluate_qa(data, Reader(reader_model), modes or ("reader",), limit=limit, k=k,
+                       progress=show_progress(as_json), index_folder=cache)
+    if as_json:
+        echo_json(rows)
+        return
+    click.echo(f"{'mode':<8}{'EM':>7}{'F1':>7}{'questions':>11}{'ms/q':>8}")
+    for r in rows:
+        click.echo(f"{r['mode']:<8}{r['exact_match']:>7.1f}{r['f1']:>7.1f}{r['questions']:>11}{r['ms_per_question']:>8.1f}")
+

@@ -1,0 +1,142 @@
+"""Commands that build and inspect the index: index, rm, stats, similarity."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from ..models import DEFAULT_MODEL
+from .common import (
+    DEMO_CORPUS,
+    ENCODER_KINDS,
+    cli,
+    display_path,
+    echo_json,
+    handle_errors,
+    index_option,
+    json_option,
+    show_progress,
+)
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@index_option
+@click.option("--model", help=f"Encoder model: bundled alias, local folder or hub id (online). New indexes default to {DEFAULT_MODEL}.")
+@click.option("--encoder", type=click.Choice(ENCODER_KINDS), help="How texts become vectors (new indexes: sentence-transformers).")
+@click.option("--include", multiple=True, help="Only files matching this glob (repeatable), e.g. '*.md'.")
+@click.option("--exclude", multiple=True, help="Skip files matching this glob (repeatable).")
+@click.option("--text-field", default="text", show_default=True, help=".jsonl/.csv: field holding the text.")
+@click.option("--id-field", default="id", show_default=True, help=".jsonl/.csv: field naming each row.")
+@click.option("--title-field", default="title", show_default=True, help=".jsonl/.csv: field holding the title.")
+@click.option("--max-tokens", type=int, help="Passage length in tokens (new indexes; default: the model's window).")
+@click.option("--prune", is_flag=True, help="Drop documents whose files no longer exist.")
+@click.option("--repair", is_flag=True, help="Rebuild the vector file from the database, then index PATHS if given.")
+@json_option
+@handle_errors
+def index(paths, index_path, model, encoder, include, exclude, text_field, id_field, title_field,
+          max_tokens, prune, repair, as_json):
+    """Index files and folders (default: the bundled demo corpus).
+
+    Unchanged files are skipped; changed files are re-indexed. Supported: .txt .md .rst .html .pdf
+    .jsonl .csv .tsv (other files named directly are read as text).
+    """
+    from ..index import Index
+    from ..ingest import RowOptions
+
+    if repair:
+        with Index.open(index_path, check=False) as idx:
+            count = idx.repair()
+        if not as_json:
+            click.echo(f"Repaired: {count} vectors rebuilt from the database.")
+        if not paths and not prune:
+            if as_json:
+                echo_json({"repaired": count})
+            return
+    if not paths and not prune:
+        paths = (DEMO_CORPUS,)
+    options = {"max_tokens": max_tokens} if max_tokens else {}
+    with Index.open_or_create(index_path, model=model, encoder=encoder, **options) as idx:
+        try:
+            report = idx.add_paths(
+                paths, include=include, exclude=exclude, prune=prune, progress=show_progress(as_json),
+                rows=RowOptions(text_field=text_field, id_field=id_field, title_field=title_field),
+            )
+        except KeyboardInterrupt:
+            kept = idx.stats()["documents"]
+            click.secho(f"\nInterrupted. The index keeps its last committed state ({kept} documents);"
+                        " run the same command again to continue.", fg="yellow", err=True)
+            sys.exit(130)
+        stats = idx.stats()
+    if as_json:
+        echo_json({**report.to_dict(), "index": stats})
+        return
+    for path, reason in report.skipped:
+        click.secho(f"Skipped {display_path(path)}: {reason}", fg="yellow", err=True)
+    if report.files == 0:
+        click.secho("No supported files found (.txt .md .rst .html .pdf .jsonl .csv .tsv).", fg="yellow", err=True)
+    click.echo(
+        f"{report.files} files: {report.added} added, {report.updated} updated, {report.unchanged} unchanged, "
+        f"{len(report.skipped)} skipped, {report.removed} removed; {report.passages} passages encoded "
+        f"in {report.seconds:.1f}s. Index: {stats['documents']} documents, {stats['passages']} passages at {stats['path']}"
+    )
+
+
+@cli.command()
+@click.argument("targets", nargs=-1, required=True)
+@index_option
+@handle_errors
+def rm(targets, index_path):
+    """Delete documents by file path, folder, document path or glob."""
+    from ..index import Index
+
+    with Index.open(index_path) as idx:
+        count = idx.delete(targets)
+    click.echo(f"Deleted {count} documents.")
+
+
+@cli.command()
+@index_option
+@json_option
+@handle_errors
+def stats(index_path, as_json):
+    """What is indexed: documents, passages, model, sizes."""
+    import datetime
+
+    from ..index import Index
+
+    with Index.open(index_path) as idx:
+        data = idx.stats()
+    if as_json:
+        echo_json(data)
+        return
+    created = datetime.datetime.fromtimestamp(data["created"]).isoformat(timespec="seconds")
+    for label, value in [
+        ("Index", data["path"]), ("Documents", data["documents"]), ("Files", data["files"]),
+        ("Passages", data["passages"]), ("Vectors", data["vectors"]),
+        ("Model", f"{data['model']} ({data['encoder']}, {data['dimension']} dimensions, {data['max_tokens']} tokens)"),
+        ("Size", f"{data['bytes'] / 1e6:.1f} MB"), ("Created", created),
+    ]:
+        click.echo(f"{label + ':':<11}{value}")
+
+
+@cli.command()
+@click.argument("text_a")
+@click.argument("text_b")
+@click.option("--model", default=DEFAULT_MODEL, show_default=True, help="Encoder model.")
+@click.option("--encoder", type=click.Choice(ENCODER_KINDS), default="sentence-transformers", show_default=True)
+@json_option
+@handle_errors
+def similarity(text_a, text_b, model, encoder, as_json):
+    """Cosine similarity of two texts."""
+    from ..encoders import load_encoder
+
+    vectors = load_encoder(model, encoder).encode([text_a, text_b])
+    score = float(vectors[0] @ vectors[1])
+    if as_json:
+        echo_json({"similarity": score, "model": model})
+    else:
+        click.echo(f"{score:.4f}")
+

@@ -1,0 +1,101 @@
+"""Commands that find things: query and ask."""
+
+from __future__ import annotations
+
+import re
+
+import click
+
+from .common import (
+    cli,
+    display_path,
+    echo_json,
+    handle_errors,
+    index_option,
+    json_option,
+    reader_option,
+)
+
+
+def _query_pattern(query: str) -> re.Pattern | None:
+    """Words that share a crude stem with a content word of ``query``."""
+    from ..store import STOPWORDS
+
+    stems = {re.sub(r"(ing|ed|es|s|ly)$", "", w) for w in re.findall(r"\w+", query.lower()) if w not in STOPWORDS}
+    stems = sorted((s for s in stems if len(s) >= 2), key=len, reverse=True)
+    return re.compile(r"\b(" + "|".join(map(re.escape, stems)) + r")\w*", re.I) if stems else None
+
+
+def snippet(text: str, query: str, width: int = 500) -> str:
+    """About ``width`` characters of ``text`` around the query's words, with those words in bold."""
+    text = " ".join(text.split())
+    pattern = _query_pattern(query)
+    first = pattern.search(text) if pattern else None
+    start = max(0, (first.start() if first else 0) - width // 4)
+    if start:
+        start = text.find(" ", start) + 1 or start
+    piece = ("..." if start else "") + text[start : start + width] + ("..." if start + width < len(text) else "")
+    return pattern.sub(lambda m: click.style(m.group(0), bold=True, fg="red"), piece) if pattern else piece
+
+
+@cli.command()
+@click.argument("text")
+@index_option
+@click.option("-k", "k", default=5, show_default=True, help="How many results.")
+@click.option("--mode", type=click.Choice(["hybrid", "dense", "lexical"]), default="hybrid", show_default=True)
+@click.option("--filter", "filters", multiple=True, metavar="FIELD=VALUE",
+              help="Keep documents whose path/title (glob) or metadata field matches (repeatable).")
+@click.option("--per-doc", is_flag=True, help="Only the best passage of each document.")
+@json_option
+@handle_errors
+def query(text, index_path, k, mode, filters, per_doc, as_json):
+    """Search the index for TEXT."""
+    from ..index import Index
+
+    with Index.open(index_path) as idx:
+        hits = idx.search(text, k=k, mode=mode, filters=filters, per_doc=per_doc)
+    if as_json:
+        echo_json([h.to_dict() for h in hits])
+        return
+    if not hits:
+        click.echo("No results.")
+    for h in hits:
+        where = display_path(h.path) + (f", page {h.page}" if h.page else "")
+        click.echo(click.style(f"{h.rank}. {h.score:.3f}  {h.title}", bold=True) + f"  ({where})")
+        click.echo("   " + snippet(h.text, text) + "\n")
+
+
+@cli.command()
+@click.argument("question")
+@index_option
+@click.option("-k", "k", default=5, show_default=True, help="Passages to read.")
+@click.option("--answers", default=1, show_default=True, help="How many answers.")
+@click.option("--mode", type=click.Choice(["hybrid", "dense", "lexical"]), default="hybrid", show_default=True)
+@click.option("--filter", "filters", multiple=True, metavar="FIELD=VALUE", help="As for `search query`.")
+@click.option("--threshold", type=float, help="Say no answer unless the best span beats the reader's"
+              " no-answer score by this many logits.")
+@reader_option
+@json_option
+@handle_errors
+def ask(question, index_path, k, answers, mode, filters, threshold, reader_model, as_json):
+    """Answer QUESTION with a span from the indexed documents."""
+    from ..index import Index
+    from ..reader import Reader
+
+    with Index.open(index_path) as idx:
+        found = idx.ask(question, k=k, answers=answers, reader=Reader(reader_model), no_answer_threshold=threshold,
+                        mode=mode, filters=filters)
+    if as_json:
+        echo_json([f.to_dict() for f in found])
+        return
+    if not found:
+        click.echo("No answer found.")
+    for f in found:
+        where = display_path(f.path) + (f", page {f.page}" if f.page else "") + f", characters {f.start}-{f.end}"
+        click.echo(click.style(f.text, bold=True) + f"  (confidence {f.score:.2f})")
+        s, o = " ".join(f.sentence[: f.sentence_offset].split()), f.sentence_offset
+        span = f.sentence[o : o + len(f.text)]
+        after = " ".join(f.sentence[o + len(f.text) :].split())
+        click.echo(f"   {s} " + click.style(span, bold=True, fg="red") + f" {after}".rstrip())
+        click.echo(f"   {f.title} ({where})\n")
+
