@@ -252,3 +252,34 @@ def _paragraph_index(examples, folder: Path, progress: bool):
     index = Index.open_or_create(folder / "paragraphs")
     index.add_texts(list(dict.fromkeys(ex.context for ex in examples)), progress=progress)
     return index
+
+
+# --- enrichment ---------------------------------------------------------------------------------------
+
+def evaluate_ner(data, model=None) -> dict[str, float]:
+    """Strict entity-level precision/recall/F1 of an NER model on a CoNLL file (BIO after conversion)."""
+    from .enrich import EntityTagger, predict_word_tags, read_conll, score_entities
+
+    tagger = EntityTagger(model)
+    sentences = read_conll(data)
+    started = time.perf_counter()
+    predicted = predict_word_tags(tagger.model, tagger.tokenizer, [w for w, _ in sentences])
+    scores = score_entities([t for _, t in sentences], predicted)
+    return {**scores, "sentences": len(sentences), "ms_per_sentence": 1000 * (time.perf_counter() - started) / len(sentences)}
+
+
+def evaluate_classifier(data, model=None, label_names: list[str] | None = None,
+                        text_column: str | None = None, label_column: str = "label") -> dict[str, float]:
+    """Accuracy of a classifier on a TSV/CSV file; ``label_names`` map the file's values (0, 1...) in order."""
+    from .enrich import TextClassifier, read_labelled
+
+    classifier = TextClassifier(model)
+    texts, gold = read_labelled(data, text_column, label_column)
+    if label_names:
+        values = sorted(set(gold), key=lambda v: int(v) if v.isdigit() else v)
+        gold = [dict(zip(values, label_names)).get(g, g) for g in gold]
+    started = time.perf_counter()
+    predicted = classifier.classify(texts)
+    right = sum(p.label == g for p, g in zip(predicted, gold))
+    return {"accuracy": 100 * right / max(len(texts), 1), "examples": len(texts),
+            "ms_per_example": 1000 * (time.perf_counter() - started) / max(len(texts), 1)}

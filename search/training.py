@@ -101,7 +101,8 @@ def fit(model, tokenizer, features: list[dict], collate: Callable, loss_of: Call
     """Train ``model`` on ``features`` with ``recipe``; resume from ``output/checkpoint`` when present.
 
     ``collate(features, indices) -> (inputs, labels)``, ``loss_of(model outputs, labels) -> loss``,
-    ``evaluate(model) -> {metric: value, ...}``. The best model by ``metric`` goes to ``output/best``.
+    ``evaluate(model) -> {metric: value, ...}``. The best model by ``metric`` goes to ``output/best``
+    (without ``evaluate``, the latest).
     """
     import torch
     from tqdm.auto import tqdm
@@ -138,7 +139,10 @@ def fit(model, tokenizer, features: list[dict], collate: Callable, loss_of: Call
 
     def evaluate_and_save() -> None:
         model.eval()
-        if evaluate is not None:
+        if evaluate is None:  # nothing to compare: the latest model is the one to use
+            export_finetuned(model, tokenizer, recipe.base_model, output / "best",
+                             {**card, "recipe": asdict(recipe), "step": state["step"]})
+        else:
             scores = evaluate(model)
             state["history"].append({"step": state["step"], **scores, "time": time.time()})
             log(f"step {state['step']}: dev " + ", ".join(f"{k} {v:.1f}" for k, v in scores.items()))

@@ -46,6 +46,33 @@ def build_tiny_qa(folder, max_positions: int = 64) -> str:
     return str(folder)
 
 
+CONLL_LABELS = ["O", "B-LOC", "B-MISC", "B-ORG", "B-PER", "I-LOC", "I-MISC", "I-ORG", "I-PER"]
+
+
+def build_tiny_classifier(folder, head: str, labels: list[str]) -> str:
+    """The tiny BERT with a random token- or sequence-classification head over ``labels``."""
+    import torch
+    from transformers import AutoConfig, BertForSequenceClassification, BertForTokenClassification
+
+    build_tiny_bert(folder)
+    config = AutoConfig.from_pretrained(str(folder), num_labels=len(labels), id2label=dict(enumerate(labels)),
+                                        label2id={label: i for i, label in enumerate(labels)})
+    torch.manual_seed(2)
+    cls = BertForTokenClassification if head == "token" else BertForSequenceClassification
+    cls(config).save_pretrained(str(folder))
+    return str(folder)
+
+
+@pytest.fixture(scope="session")
+def tiny_ner(tmp_path_factory):
+    return build_tiny_classifier(tmp_path_factory.mktemp("models") / "tiny-ner", "token", CONLL_LABELS)
+
+
+@pytest.fixture(scope="session")
+def tiny_sentiment(tmp_path_factory):
+    return build_tiny_classifier(tmp_path_factory.mktemp("models") / "tiny-sentiment", "sequence", ["negative", "positive"])
+
+
 @pytest.fixture(scope="session")
 def tiny_qa(tmp_path_factory):
     return build_tiny_qa(tmp_path_factory.mktemp("models") / "tiny-qa")

@@ -183,3 +183,50 @@ def test_eval_qa_open_mode_indexes_the_paragraphs(run, tmp_path, tiny_qa):
                           "--cache", tmp_path / "cache", "--json").output)
     assert rows[0]["mode"] == "open" and rows[0]["questions"] == 3
     assert json.loads(run("stats", "--json", "--index", tmp_path / "cache" / "paragraphs").output)["documents"] == 2
+
+
+def test_enrichment_commands(run, corpus, tiny_model, tiny_ner, tiny_sentiment):
+    out = run("index", corpus, "--model", tiny_model, "--enrich", f"ner:{tiny_ner},sentiment:{tiny_sentiment}").output
+    assert "5 documents" in out
+    counts = json.loads(run("entities", "--json", "--top", "5").output)
+    assert len(counts) <= 5 and all({"text", "label", "mentions", "documents"} <= set(c) for c in counts)
+    labels = {h["passage_id"] for h in json.loads(run("query", "the", "-k", "20", "--json", "--sentiment", "positive").output)}
+    negative = {h["passage_id"] for h in json.loads(run("query", "the", "-k", "20", "--json", "--sentiment", "negative").output)}
+    assert not labels & negative and len(labels | negative) == 5
+    assert json.loads(run("query", "the", "--json", "--entity", "ORG=nobody-like-this").output) == []
+    result = run("query", "the", "--label", "novalue", ok=False)
+    assert "TASK=LABEL" in result.output
+    assert "Enriched 0" in run("enrich").output
+
+
+def test_ner_and_sentiment_on_a_text(run, tiny_ner, tiny_sentiment):
+    entities = json.loads(run("ner", "the cat sat in the park", "--model", tiny_ner, "--json").output)
+    assert all("the cat sat in the park"[e["start"]:e["end"]] == e["text"] for e in entities)
+    result = json.loads(run("sentiment", "the cat sat", "--model", tiny_sentiment, "--json").output)
+    assert result["label"] in {"negative", "positive"}
+    assert run("sentiment", "the cat sat", "--model", tiny_sentiment).output.startswith(result["label"])
+
+
+def test_enrich_without_tasks_and_missing_default_models(run, corpus, tiny_model, monkeypatch, tmp_path):
+    from search import enrich as enrich_module
+
+    run("index", corpus, "--model", tiny_model)
+    assert "no enrichment tasks" in run("enrich", ok=False).output
+    monkeypatch.setattr(enrich_module, "DEFAULT_NER", enrich_module.MODELS_DIR / "no-such-model")
+    result = run("ner", "Elon Musk", ok=False)
+    assert result.exit_code == 1 and "search train ner" in result.output
+
+
+def test_train_and_eval_ner_and_sentiment(run, tmp_path, tiny_model):
+    conll = tmp_path / "x.conll"
+    conll.write_text("the NN O I-PER\ncat NN O I-PER\nsat VB O O\n\n" * 4)
+    out = run("train", "ner", "--data", conll, "--dev", conll, "--output", tmp_path / "ner", "--base-model", tiny_model,
+              "--epochs", "1", "--batch-size", "2", "--max-length", "32").output
+    assert "Stopped at step 2" in out
+    scores = json.loads(run("eval", "ner", "--data", conll, "--model", tmp_path / "ner" / "best", "--json").output)
+    assert scores["entities"] == 4 and 0 <= scores["f1"] <= 100
+    tsv = tmp_path / "x.tsv"
+    tsv.write_text("sentence\tlabel\nthe cat sat\t1\nthe dog ran\t0\n")
+    run("train", "sentiment", "--data", tsv, "--output", tmp_path / "s", "--base-model", tiny_model, "--epochs", "1")
+    scores = json.loads(run("eval", "sentiment", "--data", tsv, "--model", tmp_path / "s" / "best", "--json").output)
+    assert scores["examples"] == 2 and scores["accuracy"] in (0.0, 50.0, 100.0)

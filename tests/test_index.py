@@ -188,3 +188,45 @@ def test_a_file_is_committed_all_or_nothing(index, tmp_path, monkeypatch):
     assert index.stats()["documents"] == 0  # no half file whose hash would mark it done
     monkeypatch.setattr(index.encoder, "encode", real)
     assert index.add_paths([rows]).added == 1 and index.stats()["documents"] == 20
+
+
+def test_enrichment_is_stored_filterable_and_deleted_with_its_document(index, corpus, tiny_ner, tiny_sentiment):
+    from search.enrich import Entity
+    from search.store import EntityFilter, LabelFilter
+
+    index.add_paths([corpus], enrich=f"ner:{tiny_ner},sentiment:{tiny_sentiment}")
+    db = index.store.db
+    passages = db["passages"].count
+    assert db["labels"].count == passages and db["enriched"].count == 2 * passages
+    for e in db["entities"].rows:
+        assert db["documents"].get(e["document_id"])["text"][e["start_char"] : e["end_char"]] == e["text"]
+
+    # known entities and labels, to check the filters exactly
+    rows = {r["path"].rsplit("/", 1)[-1]: r for r in db.query(
+        "SELECT p.id, p.document_id, d.path FROM passages p JOIN documents d ON d.id = p.document_id")}
+    bert, cat = rows["bert.md"], rows["cat.txt"]
+    index.store.conn.execute("DELETE FROM entities")
+    index.store.add_enrichment("ner", [bert["id"]], [bert["document_id"]], [[Entity("Google", "ORG", 40, 46, 0.9)]])
+    sentiment_of_cat = db["labels"].get((cat["id"], "sentiment"))["label"]
+    index.store.commit()
+
+    assert [h.path for h in index.search("the", k=10, filters=[EntityFilter("ORG", "google")])] == [bert["path"]]
+    assert [h.path for h in index.search("the", k=10, filters=[EntityFilter("PER", None)])] == []
+    assert cat["path"] in {h.path for h in index.search("the", k=10, filters=[LabelFilter("sentiment", sentiment_of_cat)])}
+    assert index.store.entity_counts() == [{"text": "Google", "label": "ORG", "mentions": 1, "documents": 1}]
+
+    index.delete([bert["path"]])
+    assert index.store.db["entities"].count == 0
+    assert index.store.db["enriched"].count == 2 * (passages - 1)
+
+
+def test_enrich_later_and_remembered_tasks(tmp_path, tiny_model, tiny_sentiment, corpus):
+    with Index.create(tmp_path / "ix", model=tiny_model) as idx:
+        idx.add_paths([corpus])
+        assert idx.enrich(f"sentiment:{tiny_sentiment}") == idx.stats()["passages"]
+        assert idx.enrich() == 0
+        (corpus / "new.txt").write_text("The sun is a star.")
+        idx.add_paths([corpus])  # new passages are enriched by the remembered task
+        assert idx.store.db["labels"].count == idx.stats()["passages"]
+    with Index.open(tmp_path / "ix") as again:
+        assert [e.task for e in again.enrichers] == ["sentiment"]

@@ -93,3 +93,39 @@ def eval_qa(data, modes, limit, k, cache, reader_model, as_json):
     for r in rows:
         click.echo(f"{r['mode']:<8}{r['exact_match']:>7.1f}{r['f1']:>7.1f}{r['questions']:>11}{r['ms_per_question']:>8.1f}")
 
+
+
+@eval_group.command(name="ner")
+@click.option("--data", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path), help="CoNLL file.")
+@click.option("--model", type=click.Path(exists=True, file_okay=False), help="NER model (default: the shipped one).")
+@json_option
+@handle_errors
+def eval_ner(data, model, as_json):
+    """Entity-level precision, recall and F1 (strict, BIO) on a CoNLL file."""
+    from ..evaluation import evaluate_ner
+
+    scores = evaluate_ner(data, model)
+    if as_json:
+        echo_json(scores)
+    else:
+        click.echo(f"precision {scores['precision']:.1f}  recall {scores['recall']:.1f}  F1 {scores['f1']:.1f}"
+                   f"  ({scores['entities']} entities in {scores['sentences']} sentences)")
+
+
+@eval_group.command(name="sentiment")
+@click.option("--data", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="TSV/CSV file with a text and a label column.")
+@click.option("--model", type=click.Path(exists=True, file_okay=False), help="Classifier (default: the shipped sentiment model).")
+@click.option("--labels", default="negative,positive", show_default=True,
+              help="Names of the file's label values, in order.")
+@json_option
+@handle_errors
+def eval_sentiment(data, model, labels, as_json):
+    """Accuracy of the sentiment model (or any classifier) on a labelled file."""
+    from ..evaluation import evaluate_classifier
+
+    scores = evaluate_classifier(data, model, labels.split(",") if labels else None)
+    if as_json:
+        echo_json(scores)
+    else:
+        click.echo(f"accuracy {scores['accuracy']:.1f}  ({scores['examples']} examples)")

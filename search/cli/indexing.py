@@ -34,10 +34,12 @@ from .common import (
 @click.option("--max-tokens", type=int, help="Passage length in tokens (new indexes; default: the model's window).")
 @click.option("--prune", is_flag=True, help="Drop documents whose files no longer exist.")
 @click.option("--repair", is_flag=True, help="Rebuild the vector file from the database, then index PATHS if given.")
+@click.option("--enrich", metavar="TASKS", help="Also tag passages: ner, sentiment, classify:MODEL_FOLDER"
+              " (comma-separated; remembered for later runs).")
 @json_option
 @handle_errors
 def index(paths, index_path, model, encoder, include, exclude, text_field, id_field, title_field,
-          max_tokens, prune, repair, as_json):
+          max_tokens, prune, repair, enrich, as_json):
     """Index files and folders (default: the bundled demo corpus).
 
     Unchanged files are skipped; changed files are re-indexed. Supported: .txt .md .rst .html .pdf
@@ -61,7 +63,7 @@ def index(paths, index_path, model, encoder, include, exclude, text_field, id_fi
     with Index.open_or_create(index_path, model=model, encoder=encoder, **options) as idx:
         try:
             report = idx.add_paths(
-                paths, include=include, exclude=exclude, prune=prune, progress=show_progress(as_json),
+                paths, include=include, exclude=exclude, prune=prune, progress=show_progress(as_json), enrich=enrich,
                 rows=RowOptions(text_field=text_field, id_field=id_field, title_field=title_field),
             )
         except KeyboardInterrupt:

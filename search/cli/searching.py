@@ -8,8 +8,10 @@ import click
 
 from .common import (
     cli,
+    collect_filters,
     display_path,
     echo_json,
+    filter_options,
     handle_errors,
     index_option,
     json_option,
@@ -43,17 +45,16 @@ def snippet(text: str, query: str, width: int = 500) -> str:
 @index_option
 @click.option("-k", "k", default=5, show_default=True, help="How many results.")
 @click.option("--mode", type=click.Choice(["hybrid", "dense", "lexical"]), default="hybrid", show_default=True)
-@click.option("--filter", "filters", multiple=True, metavar="FIELD=VALUE",
-              help="Keep documents whose path/title (glob) or metadata field matches (repeatable).")
+@filter_options
 @click.option("--per-doc", is_flag=True, help="Only the best passage of each document.")
 @json_option
 @handle_errors
-def query(text, index_path, k, mode, filters, per_doc, as_json):
+def query(text, index_path, k, mode, per_doc, as_json, **filters):
     """Search the index for TEXT."""
     from ..index import Index
 
     with Index.open(index_path) as idx:
-        hits = idx.search(text, k=k, mode=mode, filters=filters, per_doc=per_doc)
+        hits = idx.search(text, k=k, mode=mode, filters=collect_filters(**filters), per_doc=per_doc)
     if as_json:
         echo_json([h.to_dict() for h in hits])
         return
@@ -71,20 +72,20 @@ def query(text, index_path, k, mode, filters, per_doc, as_json):
 @click.option("-k", "k", default=5, show_default=True, help="Passages to read.")
 @click.option("--answers", default=1, show_default=True, help="How many answers.")
 @click.option("--mode", type=click.Choice(["hybrid", "dense", "lexical"]), default="hybrid", show_default=True)
-@click.option("--filter", "filters", multiple=True, metavar="FIELD=VALUE", help="As for `search query`.")
+@filter_options
 @click.option("--threshold", type=float, help="Say no answer unless the best span beats the reader's"
               " no-answer score by this many logits.")
 @reader_option
 @json_option
 @handle_errors
-def ask(question, index_path, k, answers, mode, filters, threshold, reader_model, as_json):
+def ask(question, index_path, k, answers, mode, threshold, reader_model, as_json, **filters):
     """Answer QUESTION with a span from the indexed documents."""
     from ..index import Index
     from ..reader import Reader
 
     with Index.open(index_path) as idx:
         found = idx.ask(question, k=k, answers=answers, reader=Reader(reader_model), no_answer_threshold=threshold,
-                        mode=mode, filters=filters)
+                        mode=mode, filters=collect_filters(**filters))
     if as_json:
         echo_json([f.to_dict() for f in found])
         return

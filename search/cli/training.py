@@ -1,4 +1,4 @@
-"""search train: fine-tuning recipes."""
+"""search train: fine-tuning recipes (resumable: run the same command again to continue)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,46 @@ import click
 from ..models import DEFAULT_MODEL
 from .common import cli, handle_errors
 
+FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
+
+
+def recipe_options(epochs: float, learning_rate: float, max_length: int):
+    """The options every recipe shares, with the task's defaults."""
+
+    def decorate(func):
+        options = [
+            click.option("--data", required=True, type=FILE, help="Training file."),
+            click.option("--output", required=True, type=click.Path(file_okay=False, path_type=Path),
+                         help="Folder for checkpoint/ (resumed when present) and best/ (the model to use)."),
+            click.option("--dev", type=FILE, help="Dev file, scored at every checkpoint to keep the best model."),
+            click.option("--base-model", default=DEFAULT_MODEL, show_default=True),
+            click.option("--epochs", default=epochs, show_default=True),
+            click.option("--batch-size", default=32, show_default=True),
+            click.option("--learning-rate", default=learning_rate, show_default=True),
+            click.option("--max-length", default=max_length, show_default=True, help="Tokens per example."),
+            click.option("--init", type=click.Path(exists=True, file_okay=False),
+                         help="Start from this model folder's weights instead of the base model."),
+            click.option("--checkpoint-minutes", default=15.0, show_default=True),
+            click.option("--max-minutes", type=float, help="Stop (after a checkpoint) after this long."),
+        ]
+        for option in reversed(options):
+            func = option(func)
+        return handle_errors(func)
+
+    return decorate
+
+
+def _run(train, data, output, dev, base_model, epochs, batch_size, learning_rate, max_length, init,
+         checkpoint_minutes, max_minutes, **task_options) -> None:
+    from ..training import Recipe
+
+    recipe = Recipe(base_model=base_model, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
+                    max_length=max_length, stride=task_options.pop("stride", 96))
+    state = train(data, output, recipe, dev=dev, init=init, checkpoint_minutes=checkpoint_minutes,
+                  max_minutes=max_minutes, progress=sys.stderr.isatty(), log=click.echo, **task_options)
+    best = f"best dev {state['metric']} {state['best']:.1f}" if state["best"] >= 0 else "no dev score"
+    click.echo(f"Stopped at step {state['step']}; {best}. Model: {output / 'best'}")
+
 
 @cli.group()
 def train():
@@ -17,31 +57,44 @@ def train():
 
 
 @train.command(name="reader")
-@click.option("--data", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="SQuAD-format training file.")
-@click.option("--output", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Folder for checkpoint/ (resumed when present) and best/ (the reader to use).")
-@click.option("--dev", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="SQuAD-format dev file.")
-@click.option("--dev-questions", default=600, show_default=True)
-@click.option("--base-model", default=DEFAULT_MODEL, show_default=True)
-@click.option("--epochs", default=2.0, show_default=True)
-@click.option("--batch-size", default=32, show_default=True)
-@click.option("--learning-rate", default=1e-4, show_default=True)
-@click.option("--max-length", default=256, show_default=True, help="Window in tokens (question + passage).")
+@recipe_options(epochs=2.0, learning_rate=1e-4, max_length=256)
 @click.option("--stride", default=96, show_default=True, help="Tokens shared by consecutive windows of a long passage.")
-@click.option("--init", type=click.Path(exists=True, file_okay=False), help="Start from this reader's weights.")
-@click.option("--checkpoint-minutes", default=15.0, show_default=True)
-@click.option("--max-minutes", type=float, help="Stop (after a checkpoint) after this long.")
-@handle_errors
-def train_reader_command(data, output, dev, dev_questions, base_model, epochs, batch_size, learning_rate,
-                         max_length, stride, init, checkpoint_minutes, max_minutes):
-    """Train an extractive QA reader (resumable: run it again to continue)."""
-    from ..training import ReaderRecipe, train_reader
+@click.option("--dev-questions", default=600, show_default=True)
+def train_reader_command(**options):
+    """An extractive QA reader, on a SQuAD-format file."""
+    from ..training import train_reader
 
-    recipe = ReaderRecipe(base_model=base_model, epochs=epochs, batch_size=batch_size,
-                          learning_rate=learning_rate, max_length=max_length, stride=stride)
-    state = train_reader(data, output, recipe, dev=dev, dev_questions=dev_questions,
-                         checkpoint_minutes=checkpoint_minutes, max_minutes=max_minutes,
-                         progress=sys.stderr.isatty(), log=click.echo, init=init)
-    click.echo(f"Stopped at step {state['step']}; best dev {state['metric']} {state['best']:.1f}. Reader: {output / 'best'}")
+    _run(train_reader, **options)
 
+
+@train.command(name="ner")
+@recipe_options(epochs=6.0, learning_rate=1e-4, max_length=128)
+def train_ner_command(**options):
+    """A named-entity tagger, on a CoNLL file (word ... tag per line; IOB1 or BIO)."""
+    from ..training import train_ner
+
+    _run(train_ner, **options)
+
+
+@train.command(name="sentiment")
+@recipe_options(epochs=2.0, learning_rate=5e-5, max_length=64)
+@click.option("--labels", default="negative,positive", show_default=True,
+              help="Names of the labels, in the order of their values in the file (0, 1...).")
+def train_sentiment_command(labels, **options):
+    """A sentiment classifier, on a TSV/CSV file of text and label (SST-2 style)."""
+    from ..training import train_classifier
+
+    _run(train_classifier, label_names=labels.split(","), **options)
+
+
+@train.command(name="classifier")
+@recipe_options(epochs=3.0, learning_rate=5e-5, max_length=128)
+@click.option("--labels", help="Names of the labels in the order of their values (default: the values as found).")
+@click.option("--text-column", help="Column with the text (default: text, sentence or the first one).")
+@click.option("--label-column", default="label", show_default=True)
+def train_classifier_command(labels, text_column, label_column, **options):
+    """Any text classifier, on a TSV/CSV file; use it with `search index --enrich classify:OUTPUT/best`."""
+    from ..training import train_classifier
+
+    _run(train_classifier, label_names=labels.split(",") if labels else None, text_column=text_column,
+         label_column=label_column, **options)

@@ -1,0 +1,98 @@
+"""Enrichment commands: enrich an index, list its entities, tag or classify a text."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .common import (
+    cli,
+    echo_json,
+    handle_errors,
+    index_option,
+    json_option,
+    show_progress,
+)
+
+
+@cli.command()
+@index_option
+@click.option("--enrich", "tasks", metavar="TASKS",
+              help="Tasks to add: ner, sentiment, classify:MODEL_FOLDER (default: the index's own).")
+@json_option
+@handle_errors
+def enrich(index_path, tasks, as_json):
+    """Run enrichment on every passage that lacks it (tasks are remembered for later indexing)."""
+    from ..index import Index
+
+    with Index.open(index_path) as idx:
+        if not tasks and not idx.enrichers:
+            raise click.UsageError("This index has no enrichment tasks yet: name some with --enrich ner,sentiment")
+        done = idx.enrich(tasks, progress=show_progress(as_json))
+        names = [e.task for e in idx.enrichers]
+    if as_json:
+        echo_json({"tasks": names, "processed": done})
+    else:
+        click.echo(f"Enriched {done} passage-task pairs ({', '.join(names)}).")
+
+
+@cli.command()
+@index_option
+@click.option("--label", help="Only entities of this type (PER, ORG, LOC, MISC).")
+@click.option("--top", default=20, show_default=True, help="How many.")
+@json_option
+@handle_errors
+def entities(index_path, label, top, as_json):
+    """The most frequent named entities in the index, with counts."""
+    from ..index import Index
+
+    with Index.open(index_path) as idx:
+        rows = idx.store.entity_counts(label.upper() if label else None, top)
+    if as_json:
+        echo_json(rows)
+        return
+    if not rows:
+        click.echo("No entities. Index with --enrich ner (or run `search enrich --enrich ner`).")
+    for r in rows:
+        click.echo(f"{r['mentions']:>6}  {r['label']:<5} {r['text']}  ({r['documents']} documents)")
+
+
+def model_option(func):
+    return click.option("--model", type=click.Path(exists=True, file_okay=False, path_type=Path),
+                        help="Model folder (default: the shipped one).")(func)
+
+
+@cli.command()
+@click.argument("text")
+@model_option
+@json_option
+@handle_errors
+def ner(text, model, as_json):
+    """Named entities in TEXT: whole entities with their type and character offsets."""
+    from ..enrich import EntityTagger
+
+    (found,) = EntityTagger(model).tag([text])
+    if as_json:
+        echo_json([e.to_dict() for e in found])
+        return
+    if not found:
+        click.echo("No entities.")
+    for e in found:
+        click.echo(f"{e.label:<5} {e.text}  (characters {e.start}-{e.end}, {e.score:.2f})")
+
+
+@cli.command()
+@click.argument("text")
+@model_option
+@json_option
+@handle_errors
+def sentiment(text, model, as_json):
+    """Sentiment of TEXT (or the label of any classifier given with --model)."""
+    from ..enrich import TextClassifier
+
+    (result,) = TextClassifier(model).classify([text])
+    if as_json:
+        echo_json(result.to_dict())
+    else:
+        click.echo(f"{result.label} ({result.score:.2f})")

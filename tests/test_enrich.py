@@ -1,0 +1,86 @@
+import numpy as np
+import pytest
+
+from conftest import CONLL_LABELS
+from search.enrich import (Entity, EntityTagger, TextClassifier, _entities, entity_spans, iob1_to_bio,
+                           read_conll, read_labelled, score_entities)
+
+ID2LABEL = dict(enumerate(CONLL_LABELS))
+
+
+def test_iob1_to_bio():
+    assert iob1_to_bio(["I-PER", "I-PER", "O", "I-LOC", "B-LOC", "I-ORG"]) == ["B-PER", "I-PER", "O", "B-LOC", "B-LOC", "B-ORG"]
+
+
+def test_strict_entity_scoring_by_hand():
+    gold = [["B-PER", "I-PER", "O", "B-ORG"], ["B-LOC", "O"]]
+    pred = [["B-PER", "I-PER", "O", "B-LOC"], ["I-LOC", "O"]]  # wrong type; a stray I- is no entity
+    assert entity_spans(gold[0]) == {(0, 2, "PER"), (3, 4, "ORG")}
+    assert entity_spans(pred[1]) == set()
+    scores = score_entities(gold, pred)
+    # 1 right of 2 predicted and of 3 gold entities
+    assert scores["precision"] == pytest.approx(50.0) and scores["recall"] == pytest.approx(100 / 3)
+    assert scores["f1"] == pytest.approx(40.0)
+
+
+def _probs(labels):
+    out = np.full((len(labels), len(CONLL_LABELS)), 0.01)
+    for i, label in enumerate(labels):
+        out[i, CONLL_LABELS.index(label)] = 0.9
+    return out
+
+
+def test_word_pieces_and_b_i_tags_merge_into_whole_entities():
+    text = "Elon Musk founded Tesla in California"
+    # tokens: [CLS] El ##on Mu ##sk founded Tesla in California [SEP]
+    word_ids = [None, 0, 0, 1, 1, 2, 3, 4, 5, None]
+    offsets = [(0, 0), (0, 2), (2, 4), (5, 7), (7, 9), (10, 17), (18, 23), (24, 26), (27, 37), (0, 0)]
+    # later word pieces get nonsense labels: only a word's first piece counts
+    labels = ["O", "B-PER", "B-ORG", "I-PER", "B-LOC", "O", "B-ORG", "O", "B-LOC", "O"]
+    entities = _entities(text, word_ids, offsets, _probs(labels), ID2LABEL)
+    assert [(e.text, e.label, e.start, e.end) for e in entities] == [
+        ("Elon Musk", "PER", 0, 9), ("Tesla", "ORG", 18, 23), ("California", "LOC", 27, 37)]
+    assert entities[0].score == pytest.approx(0.9)
+
+
+def test_adjacent_entities_and_a_type_change_split():
+    text = "Paris London Acme"
+    word_ids = [0, 1, 2]
+    offsets = [(0, 5), (6, 12), (13, 17)]
+    entities = _entities(text, word_ids, offsets, _probs(["B-LOC", "B-LOC", "I-ORG"]), ID2LABEL)
+    assert [(e.text, e.label) for e in entities] == [("Paris", "LOC"), ("London", "LOC"), ("Acme", "ORG")]
+
+
+def test_readers(tmp_path):
+    conll = tmp_path / "x.conll"
+    conll.write_text("-DOCSTART- -X- O O\n\nEU NNP I-NP I-ORG\nrejects VBZ I-VP O\n\nPeter NNP I-NP I-PER\n")
+    assert read_conll(conll) == [(["EU", "rejects"], ["B-ORG", "O"]), (["Peter"], ["B-PER"])]
+    tsv = tmp_path / "x.tsv"
+    tsv.write_text("sentence\tlabel\ngreat film \t1\nbad \"film\t0\n")
+    assert read_labelled(tsv) == (["great film", 'bad "film'], ["1", "0"])
+
+
+def test_tiny_models_give_well_formed_results(tiny_ner, tiny_sentiment):
+    texts = ["the cat sat on the mat in the park", "the dog ran " * 80]
+    for text, entities in zip(texts, EntityTagger(tiny_ner, max_length=32).tag(texts)):
+        for e in entities:
+            assert isinstance(e, Entity) and text[e.start : e.end] == e.text and e.label in {"PER", "ORG", "LOC", "MISC"}
+    labels = TextClassifier(tiny_sentiment).classify(["the cat sat", "the dog ran in the park"])
+    assert [label.label in {"negative", "positive"} and 0.5 <= label.score <= 1 for label in labels] == [True, True]
+
+
+def test_training_recipes_run_on_tiny_files(tmp_path, tiny_model):
+    from search.training import Recipe, train_classifier, train_ner
+
+    conll = tmp_path / "x.conll"
+    conll.write_text("the NN O I-PER\ncat NN O I-PER\nsat VB O O\n\npark NN O I-LOC\n\n" * 3)
+    recipe = Recipe(base_model=tiny_model, epochs=2, batch_size=2, max_length=32, learning_rate=1e-3)
+    state = train_ner(conll, tmp_path / "ner", recipe, dev=conll, progress=False, log=lambda m: None)
+    assert state["step"] == 6 and 0 <= state["best"] <= 100
+    assert EntityTagger(tmp_path / "ner" / "best").model.config.id2label[0] == "O"
+    tsv = tmp_path / "x.tsv"
+    tsv.write_text("text\tlabel\nthe cat sat\t1\nthe dog ran\t0\nthe sun\t1\n")
+    state = train_classifier(tsv, tmp_path / "cls", recipe, dev=tsv, label_names=["negative", "positive"],
+                             progress=False, log=lambda m: None)
+    assert state["metric"] == "accuracy" and state["step"] == 4
+    assert TextClassifier(tmp_path / "cls" / "best").labels == ["negative", "positive"]
