@@ -10,6 +10,7 @@ The public API::
 """
 
 from .encoders import MeanPoolingEncoder, SentenceTransformerEncoder, load_encoder
+from .enrich import Entity, EntityTagger, Label, TextClassifier
 from .errors import (
     IndexCorrupt,
     IndexNotFound,
@@ -23,10 +24,11 @@ from .ingest import Document, RowOptions
 from .passages import Passage, split_passages
 from .reader import Answer, FoundAnswer, Reader
 from .retrieval import Hit
-from .store import Filter
+from .store import EntityFilter, Filter, LabelFilter
 
 __all__ = [
-    "Answer", "FoundAnswer", "Reader", "Document", "Filter", "Hit", "Index", "IndexCorrupt", "IndexNotFound", "IndexReport", "MeanPoolingEncoder",
+    "Answer", "FoundAnswer", "Reader", "Document", "Entity", "EntityFilter", "EntityTagger", "Label", "LabelFilter",
+    "TextClassifier", "Filter", "Hit", "Index", "IndexCorrupt", "IndexNotFound", "IndexReport", "MeanPoolingEncoder",
     "ModelMismatch", "ModelNotFound", "Passage", "RowOptions", "SearchError", "SentenceTransformerEncoder",
     "UnreadableFile", "default_index_path", "load_encoder", "split_passages",
 ]

@@ -230,3 +230,15 @@ def test_train_and_eval_ner_and_sentiment(run, tmp_path, tiny_model):
     run("train", "sentiment", "--data", tsv, "--output", tmp_path / "s", "--base-model", tiny_model, "--epochs", "1")
     scores = json.loads(run("eval", "sentiment", "--data", tsv, "--model", tmp_path / "s" / "best", "--json").output)
     assert scores["examples"] == 2 and scores["accuracy"] in (0.0, 50.0, 100.0)
+
+
+def test_enrich_with_a_custom_classifier(run, corpus, tiny_model, tiny_sentiment, tmp_path):
+    import shutil
+
+    topics = tmp_path / "topics"
+    shutil.copytree(tiny_sentiment, topics)
+    run("index", corpus, "--model", tiny_model, "--enrich", f"classify:{topics}")
+    pos = json.loads(run("query", "the", "-k", "20", "--json", "--label", "topics=positive").output)
+    neg = json.loads(run("query", "the", "-k", "20", "--json", "--label", "topics=negative").output)
+    assert len(pos) + len(neg) == 5
+    assert json.loads(run("query", "the", "--json", "--label", "other=positive").output) == []
