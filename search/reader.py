@@ -154,15 +154,16 @@ class Reader:
 
 def _rank(candidates: list[tuple[float, int, int, int]], passages: Sequence[str], top_k: int) -> list[Answer]:
     """Softmax over all candidate spans; one answer per distinct (passage, start, end), best first."""
-    if not candidates:
+    best: dict[tuple[int, int, int], float] = {}
+    for logit, passage, start, end in candidates:  # a span seen in two overlapping windows counts once
+        key = (passage, start, end)
+        best[key] = max(logit, best.get(key, -math.inf))
+    if not best:
         return []
-    top = max(c[0] for c in candidates)
-    total = sum(math.exp(c[0] - top) for c in candidates)
-    seen, answers = set(), []
-    for logit, passage, start, end in sorted(candidates, reverse=True):
-        if (passage, start, end) in seen:
-            continue  # the same span found again in an overlapping window
-        seen.add((passage, start, end))
+    top = max(best.values())
+    total = sum(math.exp(v - top) for v in best.values())
+    answers = []
+    for (passage, start, end), logit in sorted(best.items(), key=lambda kv: kv[1], reverse=True):
         text = passages[passage][start:end]
         answers.append(Answer(text, math.exp(logit - top) / total, logit, passage, start, end))
         if len(answers) == top_k:
