@@ -11,7 +11,8 @@ from typing import Sequence
 
 import numpy as np
 
-from .errors import ModelNotFound, SearchError
+from .errors import SearchError
+from .models import ModelRunner
 
 MODELS_DIR = Path(__file__).resolve().parent
 #: The models this project trains and ships (each folder's finetuned.json has data, recipe, metrics).
@@ -123,21 +124,6 @@ def score_entities(gold: list[list[str]], predicted: list[list[str]]) -> dict[st
 
 # --- inference ------------------------------------------------------------------------------------
 
-def _load(path, auto_class, what: str, train_hint: str, quantize: bool):
-    """The model in eval mode; with ``quantize``, its linear layers in dynamic int8 (faster on CPUs)."""
-    import torch
-
-    from .encoders import _quiet_transformers
-    from .models import load_finetuned, resolve_model
-
-    _quiet_transformers()
-    if not Path(path).is_dir() and str(path).startswith(str(MODELS_DIR)):
-        raise ModelNotFound(f"The default {what} model is not installed ({path} is missing). Train one with"
-                            f" `{train_hint}`, then pass its best/ folder with --model.")
-    model = load_finetuned(resolve_model(path), auto_class).eval()
-    return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8) if quantize else model
-
-
 def _batches(n: int, size: int):
     order = list(range(n))
     for b in range(0, n, size):
@@ -166,29 +152,21 @@ def predict_word_tags(model, tokenizer, sentences: list[list[str]], max_length: 
     return out
 
 
-class EntityTagger:
+class EntityTagger(ModelRunner):
     """``EntityTagger(model).tag(texts)``: whole named entities with character offsets."""
+
+    auto_class = "AutoModelForTokenClassification"
+    what = "NER model"
+    train_hint = "search train ner --data eng.train --dev eng.testa --output DIR"
 
     def __init__(self, model: str | Path | None = None, batch_size: int = 16, max_length: int = 256,
                  quantize: bool = False):
-        self.model_name = str(model or DEFAULT_NER)
-        self.batch_size, self.max_length, self.quantize = batch_size, max_length, quantize
+        super().__init__(model, quantize)
+        self.batch_size, self.max_length = batch_size, max_length
 
-    @cached_property
-    def model(self):
-        from transformers import AutoModelForTokenClassification
-
-        return _load(self.model_name, AutoModelForTokenClassification, "NER",
-                     "search train ner --data eng.train --dev eng.testa --output DIR", self.quantize)
-
-    @cached_property
-    def tokenizer(self):
-        from transformers import AutoTokenizer
-
-        self.model  # a clear error first when the model is missing
-        from .models import resolve_model
-
-        return AutoTokenizer.from_pretrained(resolve_model(self.model_name))
+    @classmethod
+    def default_model(cls) -> Path:
+        return DEFAULT_NER
 
     def tag(self, texts: Sequence[str]) -> list[list[Entity]]:
         """Entities of each text. Texts longer than the window are tagged in consecutive windows."""
@@ -239,35 +217,21 @@ def _entities(text: str, word_ids, offsets, probs: np.ndarray, id2label) -> list
     return entities
 
 
-class TextClassifier:
+class TextClassifier(ModelRunner):
     """``TextClassifier(model).classify(texts)``: one label and its probability per text (sentiment by default)."""
+
+    auto_class = "AutoModelForSequenceClassification"
+    what = "sentiment model"
+    train_hint = "search train sentiment --data train.tsv --dev dev.tsv --output DIR"
 
     def __init__(self, model: str | Path | None = None, batch_size: int = 32, max_length: int = 256,
                  quantize: bool = False):
-        self.model_name = str(model or DEFAULT_SENTIMENT)
-        self.batch_size, self.max_length, self.quantize = batch_size, max_length, quantize
+        super().__init__(model, quantize)
+        self.batch_size, self.max_length = batch_size, max_length
 
     @classmethod
-    def from_model(cls, model, tokenizer, **options) -> "TextClassifier":
-        classifier = cls("<in memory>", **options)
-        classifier.__dict__.update(model=model, tokenizer=tokenizer)
-        return classifier
-
-    @cached_property
-    def model(self):
-        from transformers import AutoModelForSequenceClassification
-
-        return _load(self.model_name, AutoModelForSequenceClassification, "sentiment",
-                     "search train sentiment --data train.tsv --dev dev.tsv --output DIR", self.quantize)
-
-    @cached_property
-    def tokenizer(self):
-        from transformers import AutoTokenizer
-
-        self.model
-        from .models import resolve_model
-
-        return AutoTokenizer.from_pretrained(resolve_model(self.model_name))
+    def default_model(cls) -> Path:
+        return DEFAULT_SENTIMENT
 
     @property
     def labels(self) -> list[str]:

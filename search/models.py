@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from functools import cached_property
 from pathlib import Path
 
 from .errors import ModelNotFound
@@ -132,3 +133,57 @@ def load_finetuned(path: str | os.PathLike, auto_class):
         raise ModelNotFound(f"{folder}: weights {sorted(unknown)[:3]} do not fit the base model {base!r}")
     model.load_state_dict(delta, strict=False)
     return model.float()
+
+
+class ModelRunner:
+    """What Reader, EntityTagger and TextClassifier share: a model folder loaded on first use.
+
+    Subclasses name the transformers ``auto_class`` and, through ``default_model()``, the folder this
+    project ships; ``train_hint`` says how to make one when it is missing.
+    """
+
+    auto_class = ""  # e.g. "AutoModelForQuestionAnswering"
+    what = "model"
+    train_hint = ""
+
+    def __init__(self, model: str | os.PathLike | None = None, quantize: bool = False):
+        self.model_name = str(model or self.default_model())
+        self.quantize = quantize
+
+    @classmethod
+    def default_model(cls) -> Path:
+        raise NotImplementedError
+
+    @classmethod
+    def from_model(cls, model, tokenizer, **options):
+        """Run an already loaded model and tokenizer (used during training)."""
+        runner = cls("<in memory>", **options)
+        runner.__dict__.update(model=model, tokenizer=tokenizer)
+        return runner
+
+    @cached_property
+    def path(self) -> str:
+        default = self.default_model()
+        if self.model_name == str(default) and not default.is_dir():
+            raise ModelNotFound(f"The default {self.what} is not installed ({default} is missing). Train one with"
+                                f" `{self.train_hint}`, then pass its best/ folder.")
+        return resolve_model(self.model_name)
+
+    @cached_property
+    def model(self):
+        """The model in eval mode, float32 (half precision is slow on CPUs); with ``quantize``, its
+        linear layers in dynamic int8."""
+        import torch
+        import transformers
+
+        from .encoders import _quiet_transformers
+
+        _quiet_transformers()
+        model = load_finetuned(self.path, getattr(transformers, self.auto_class)).eval()
+        return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8) if self.quantize else model
+
+    @cached_property
+    def tokenizer(self):
+        from transformers import AutoTokenizer
+
+        return AutoTokenizer.from_pretrained(self.path)

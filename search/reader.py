@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from .errors import ModelNotFound
+from .models import ModelRunner
 
 #: The reader this project trains and ships (see its finetuned.json for data, recipe and metrics).
 DEFAULT_READER = Path(__file__).resolve().parent / "reader_model"
@@ -50,57 +49,26 @@ def best_spans(start_logits: np.ndarray, end_logits: np.ndarray, first: int, las
     return sorted(spans, reverse=True)
 
 
-class Reader:
+class Reader(ModelRunner):
     """``Reader(model).read(question, passages)`` returns ranked answers.
 
     ``model`` is a folder of an ``AutoModelForQuestionAnswering`` (or one made by ``search train
     reader``) or a hub id (online only); ``Reader()`` loads the reader this project ships.
     """
 
+    auto_class = "AutoModelForQuestionAnswering"
+    what = "reader"
+    train_hint = "search train reader --data train-v1.1.json --output DIR"
+
     def __init__(self, model: str | None = None, max_length: int = 256, stride: int = 96, max_answer_tokens: int = 30,
-                 top_n: int = 20, batch_size: int = 16, device: str = "cpu"):
-        self.model_name = str(model or DEFAULT_READER)
+                 top_n: int = 20, batch_size: int = 16):
+        super().__init__(model)
         self.max_length, self.stride = max_length, stride
         self.max_answer_tokens, self.top_n, self.batch_size = max_answer_tokens, top_n, batch_size
-        self.device = device
 
     @classmethod
-    def from_model(cls, model, tokenizer, **options) -> "Reader":
-        """A reader over an already loaded model and tokenizer (used during training)."""
-        reader = cls("<in memory>", **options)
-        reader.__dict__.update(model=model, tokenizer=tokenizer)
-        return reader
-
-    @cached_property
-    def tokenizer(self):
-        from transformers import AutoTokenizer
-
-        return AutoTokenizer.from_pretrained(self._path)
-
-    @cached_property
-    def model(self):
-        from transformers import AutoModelForQuestionAnswering
-
-        from .encoders import _quiet_transformers
-        from .models import load_finetuned
-
-        _quiet_transformers()
-        # float32: half precision is several times slower on CPUs
-        return load_finetuned(self._path, AutoModelForQuestionAnswering).to(self.device).eval()
-
-    @cached_property
-    def _path(self) -> str:
-        from .models import resolve_model
-
-        if self.model_name == str(DEFAULT_READER) and not DEFAULT_READER.is_dir():
-            raise ModelNotFound(
-                f"The default reader is not installed ({DEFAULT_READER} is missing). Train one with"
-                " `search train reader --data train-v1.1.json --output DIR`, then pass `--reader DIR/best`."
-            )
-        try:
-            return resolve_model(self.model_name)
-        except ModelNotFound as exc:
-            raise ModelNotFound(f"{exc}\nA reader is an extractive question-answering model folder.") from None
+    def default_model(cls) -> Path:
+        return DEFAULT_READER
 
     def _windows(self, question: str, passages: Sequence[str]):
         return self.tokenizer(
@@ -114,7 +82,7 @@ class Reader:
         names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in encoded]
         starts, ends = [], []
         for b in range(0, len(encoded["input_ids"]), self.batch_size):
-            batch = {n: torch.tensor(encoded[n][b : b + self.batch_size], device=self.device) for n in names}
+            batch = {n: torch.tensor(encoded[n][b : b + self.batch_size]) for n in names}
             with torch.inference_mode():
                 out = self.model(**batch)
             starts.append(out.start_logits.float().cpu().numpy())
