@@ -305,10 +305,10 @@ class Index:
                     vectors = self.encoder.encode(texts) if texts else np.zeros((0, self.vectors.dimension))
                     at, added = 0, []
                     for doc, passages in batch:
-                        ids = self.store.add_document(doc, passages, vectors[at : at + len(passages)])
+                        doc_id, ids = self.store.add_document(doc, passages, vectors[at : at + len(passages)])
                         self.vectors.add(ids, vectors[at : at + len(passages)])
                         at += len(passages)
-                        added += [(pid, None, p.start, p.text) for pid, p in zip(ids, passages)]
+                        added += [(pid, doc_id, p.start, p.text) for pid, p in zip(ids, passages)]
                     self._enrich_passages(added)
                     bar.update(len(texts))
                     if complete and time.monotonic() - last_checkpoint > self.checkpoint_seconds:
@@ -320,15 +320,12 @@ class Index:
             raise
         return total
 
-    def _enrich_passages(self, passages: list[tuple[int, int | None, int, str]], enrichers=None) -> None:
+    def _enrich_passages(self, passages: list[tuple[int, int, int, str]], enrichers=None) -> None:
         """Run enrichment tasks on (passage id, document id, start offset, text) rows, in the open transaction."""
         if not passages:
             return
         ids = [p[0] for p in passages]
         doc_ids = [p[1] for p in passages]
-        if None in doc_ids:
-            doc_ids = [self.store.conn.execute("SELECT document_id FROM passages WHERE id = ?", (i,)).fetchone()[0]
-                       for i in ids]
         for enricher in self.enrichers if enrichers is None else enrichers:
             results = enricher.run([p[3] for p in passages], [p[2] for p in passages])
             self.store.add_enrichment(enricher.task, ids, doc_ids, results)

@@ -182,8 +182,8 @@ class Store:
 
     # --- writes (inside the caller's transaction) -----------------------------------------------
 
-    def add_document(self, doc: Document, passages: list[Passage], vectors: np.ndarray) -> list[int]:
-        """Insert a document and its passages; return the new passage ids."""
+    def add_document(self, doc: Document, passages: list[Passage], vectors: np.ndarray) -> tuple[int, list[int]]:
+        """Insert a document and its passages; return the new document id and passage ids."""
         cur = self.conn.execute(
             "INSERT INTO documents (path, source, title, hash, mtime, metadata, pages, text, indexed_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -199,7 +199,7 @@ class Store:
                 (doc_id, order, p.start, p.end, p.page, p.text, np.asarray(vec, np.float32).tobytes()),
             )
             ids.append(cur.lastrowid)
-        return ids
+        return doc_id, ids
 
     def delete_documents(self, doc_ids: Iterable[int]) -> list[int]:
         """Delete documents and their passages; return the deleted passage ids."""
