@@ -141,7 +141,7 @@ def predict_word_tags(model, tokenizer, sentences: list[list[str]], max_length: 
         batch = tokenizer([sentences[i] for i in chunk], is_split_into_words=True, truncation=True,
                           max_length=max_length, padding=True, return_tensors="pt")
         with torch.inference_mode():
-            logits = model(**{k: v for k, v in batch.items()}).logits.float().numpy()
+            logits = model(**batch).logits.float().numpy()
         for row, i in enumerate(chunk):
             tags, seen = ["O"] * len(sentences[i]), set()
             for t, word in enumerate(batch.word_ids(row)):
