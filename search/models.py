@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from functools import cached_property
 from pathlib import Path
 
@@ -180,7 +181,11 @@ class ModelRunner:
 
         _quiet_transformers()
         model = load_finetuned(self.path, getattr(transformers, self.auto_class)).eval()
-        return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8) if self.quantize else model
+        if not self.quantize:
+            return model
+        with warnings.catch_warnings():  # torch marks its quantized tensor constructors as deprecated
+            warnings.simplefilter("ignore")
+            return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
 
     @cached_property
     def tokenizer(self):
