@@ -172,7 +172,7 @@ def sentence_around(text: str, start: int, end: int) -> tuple[str, int]:
 
 
 #: Logits added to a span per unit of its passage's retrieval score (chosen by measurement, see README).
-RETRIEVAL_WEIGHT = 0.0
+RETRIEVAL_WEIGHT = 1.0
 
 
 def answers_from_hits(reader: Reader, question: str, hits: list, answers: int = 3,
