@@ -94,9 +94,8 @@ def ask(question, index_path, k, answers, mode, threshold, reader_model, as_json
     for f in found:
         where = display_path(f.path) + (f", page {f.page}" if f.page else "") + f", characters {f.start}-{f.end}"
         click.echo(click.style(f.text, bold=True) + f"  (confidence {f.score:.2f})")
-        s, o = " ".join(f.sentence[: f.sentence_offset].split()), f.sentence_offset
-        span = f.sentence[o : o + len(f.text)]
-        after = " ".join(f.sentence[o + len(f.text) :].split())
-        click.echo(f"   {s} " + click.style(span, bold=True, fg="red") + f" {after}".rstrip())
+        o, n = f.sentence_offset, len(f.text)
+        before, span, after = (re.sub(r"\s+", " ", x) for x in (f.sentence[:o], f.sentence[o : o + n], f.sentence[o + n :]))
+        click.echo(f"   {before}" + click.style(span, bold=True, fg="red") + after)
         click.echo(f"   {f.title} ({where})\n")
 
