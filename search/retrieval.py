@@ -17,7 +17,6 @@ from .store import Filter, Store
 from .vectors import VectorIndex
 
 MODES = ("hybrid", "dense", "lexical")
-FUSIONS = ("weighted", "rrf")
 DEFAULT_FUSION = "weighted"
 #: Weight of the dense score in the weighted fusion (1 - it for BM25).
 DEFAULT_ALPHA = 0.7

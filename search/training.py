@@ -37,8 +37,6 @@ class Recipe:
     bf16: bool = True
 
 
-ReaderRecipe = Recipe  # the name the reader's callers know
-
 
 # --- the shared loop ------------------------------------------------------------------------------
 

@@ -49,9 +49,9 @@ def test_em_and_f1_by_hand(squad_file):
 
 def test_training_runs_resumes_and_exports(squad_file, tiny_model, tmp_path):
     from search.reader import Reader
-    from search.training import ReaderRecipe, train_reader
+    from search.training import Recipe, train_reader
 
-    recipe = ReaderRecipe(base_model=tiny_model, epochs=2, batch_size=2, max_length=48, stride=16, learning_rate=1e-3)
+    recipe = Recipe(base_model=tiny_model, epochs=2, batch_size=2, max_length=48, stride=16, learning_rate=1e-3)
     logs = []
     state = train_reader(squad_file, tmp_path / "run", recipe, dev=squad_file, max_minutes=0,
                          progress=False, log=logs.append)
