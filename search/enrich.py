@@ -7,7 +7,7 @@ import csv
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -55,25 +55,61 @@ def iob1_to_bio(tags: list[str]) -> list[str]:
     return out
 
 
-def read_conll(path: str | Path) -> list[tuple[list[str], list[str]]]:
-    """Sentences of a CoNLL file (word first, tag last on each line) with BIO tags."""
-    sentences, words, tags = [], [], []
+def read_conll_documents(path: str | Path) -> list[list[tuple[list[str], list[str]]]]:
+    """Documents (split at ``-DOCSTART-`` lines) of sentences (words, BIO tags) from a CoNLL file
+    (word first, tag last on each line, a blank line after each sentence)."""
+    documents, sentences, words, tags = [], [], [], []
     try:
         lines = Path(path).read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
         raise SearchError(f"Cannot read {path}: {exc}") from exc
-    for line in lines + [""]:
+    for line in lines + ["-DOCSTART-"]:
         parts = line.split()
         if not parts or parts[0] == "-DOCSTART-":
             if words:
                 sentences.append((words, iob1_to_bio(tags)))
+            if parts and sentences:
+                documents.append(sentences)
+                sentences = []
             words, tags = [], []
             continue
         words.append(parts[0])
         tags.append(parts[-1])
-    if not sentences:
+    if not documents:
         raise SearchError(f"{path} has no CoNLL sentences (one 'word ... tag' per line, blank lines between)")
-    return sentences
+    return documents
+
+
+def read_conll(path: str | Path) -> list[tuple[list[str], list[str]]]:
+    """All sentences (words, BIO tags) of a CoNLL file."""
+    return [sentence for document in read_conll_documents(path) for sentence in document]
+
+
+def pack_sentences(tokenizer, documents: list[list[tuple[list[str], list[str]]]],
+                   max_length: int) -> list[tuple[list[str], list[str]]]:
+    """Runs of consecutive sentences of a document joined while they fit in ``max_length`` tokens.
+
+    The tagger then sees each sentence in its context, as it sees multi-sentence passages at index
+    time (CoNLL test: see README). A sentence longer than the window stays alone (and is cut).
+    """
+    packed = []
+    for document in documents:
+        sizes = [len(ids) for ids in tokenizer([w for w, _ in document], is_split_into_words=True,
+                                               add_special_tokens=False)["input_ids"]]
+        words, tags, size = [], [], 0
+        for (w, t), n in zip(document, sizes):
+            if words and size + n > max_length - 2:
+                packed.append((words, tags))
+                words, tags, size = [], [], 0
+            words, tags, size = words + w, tags + t, size + n
+        packed.append((words, tags))
+    return packed
+
+
+def unpack_tags(documents: list[list[tuple[list[str], list[str]]]], packed_tags: list[list[str]]) -> list[list[str]]:
+    """Per-sentence tags back from the tags of ``pack_sentences``' runs (same documents, same order)."""
+    flat = iter(tag for tags in packed_tags for tag in tags)
+    return [[next(flat) for _ in words] for document in documents for words, _ in document]
 
 
 def read_labelled(path: str | Path, text_column: str | None = None, label_column: str = "label") -> tuple[list[str], list[str]]:
@@ -130,6 +166,17 @@ def _batches(n: int, size: int):
         yield order[b : b + size]
 
 
+def case_types(word_ids, offsets, word_text: Callable[[int], str]) -> list[int]:
+    """Token type 1 for word pieces that start with a capital letter, else 0.
+
+    The bundled encoder is uncased, and capitals are the strongest clue to a name. A tagger trained
+    with ``config.case_feature`` gets them back through BERT's token type embedding (2 x 384
+    weights; CoNLL test: see README). ``word_text(w)`` is the text that the offsets of word ``w``
+    point into: the word itself for pre-split words, the whole text otherwise.
+    """
+    return [int(w is not None and word_text(w)[s : s + 1].isupper()) for w, (s, _) in zip(word_ids, offsets)]
+
+
 def predict_word_tags(model, tokenizer, sentences: list[list[str]], max_length: int = 128,
                       batch_size: int = 32) -> list[list[str]]:
     """BIO tags for pre-split words (each word takes its first word piece's label; cut words get O)."""
@@ -139,17 +186,32 @@ def predict_word_tags(model, tokenizer, sentences: list[list[str]], max_length: 
     out = []
     for chunk in _batches(len(sentences), batch_size):
         batch = tokenizer([sentences[i] for i in chunk], is_split_into_words=True, truncation=True,
-                          max_length=max_length, padding=True, return_tensors="pt")
+                          max_length=max_length, padding=True, return_tensors="pt", return_offsets_mapping=True)
+        word_ids = [batch.word_ids(row) for row in range(len(chunk))]
+        offsets = batch.pop("offset_mapping").tolist()
+        if getattr(model.config, "case_feature", False):
+            batch["token_type_ids"] = torch.tensor([case_types(word_ids[row], offsets[row], sentences[i].__getitem__)
+                                                    for row, i in enumerate(chunk)])
         with torch.inference_mode():
             logits = model(**batch).logits.float().numpy()
         for row, i in enumerate(chunk):
             tags, seen = ["O"] * len(sentences[i]), set()
-            for t, word in enumerate(batch.word_ids(row)):
+            for t, word in enumerate(word_ids[row]):
                 if word is not None and word not in seen:
                     seen.add(word)
                     tags[word] = id2label[int(logits[row, t].argmax())]
             out.append(tags)
     return out
+
+
+def tag_documents(model, tokenizer, documents: list[list[tuple[list[str], list[str]]]], max_length: int = 128,
+                  context: bool = True) -> list[list[str]]:
+    """Predicted BIO tags of every sentence of CoNLL ``documents``: in runs of consecutive sentences
+    (``pack_sentences``), or one sentence at a time without ``context``."""
+    if not context:
+        return predict_word_tags(model, tokenizer, [w for d in documents for w, _ in d], max_length)
+    packed = pack_sentences(tokenizer, documents, max_length)
+    return unpack_tags(documents, predict_word_tags(model, tokenizer, [w for w, _ in packed], max_length))
 
 
 class EntityTagger(ModelRunner):
@@ -174,6 +236,10 @@ class EntityTagger(ModelRunner):
 
         encoded = self.tokenizer(list(texts), truncation=True, max_length=self.max_length, stride=0,
                                  return_overflowing_tokens=True, return_offsets_mapping=True)
+        if getattr(self.model.config, "case_feature", False):
+            text_of = [texts[t] for t in encoded["overflow_to_sample_mapping"]]
+            encoded["token_type_ids"] = [case_types(encoded.word_ids(w), offsets, lambda _: text_of[w])
+                                         for w, offsets in enumerate(encoded["offset_mapping"])]
         probabilities = []
         for chunk in _batches(len(encoded["input_ids"]), self.batch_size):
             batch = self.tokenizer.pad({k: [encoded[k][i] for i in chunk] for k in ("input_ids", "attention_mask", "token_type_ids")},

@@ -275,46 +275,56 @@ def train_reader(data: str | Path, output: str | Path, recipe: Recipe | None = N
 # --- named entities ------------------------------------------------------------------------------
 
 def ner_features(tokenizer, sentences: list[tuple[list[str], list[str]]], label_ids: dict[str, int],
-                 max_length: int) -> list[dict]:
+                 max_length: int, case_feature: bool = False) -> list[dict]:
     """Word-tokenized sentences -> features labelled on each word's first word piece (-100 elsewhere)."""
+    from .enrich import case_types
+
     encoded = tokenizer([words for words, _ in sentences], is_split_into_words=True, truncation=True,
-                        max_length=max_length)
+                        max_length=max_length, return_offsets_mapping=True)
     features = []
-    for i, (_, tags) in enumerate(sentences):
+    for i, (words, tags) in enumerate(sentences):
         labels, previous = [], None
         for word in encoded.word_ids(i):
             labels.append(label_ids[tags[word]] if word is not None and word != previous else -100)
             previous = word
-        features.append({"input_ids": encoded["input_ids"][i], "token_type_ids": encoded["token_type_ids"][i],
-                         "labels": labels})
+        types = (case_types(encoded.word_ids(i), encoded["offset_mapping"][i], words.__getitem__) if case_feature
+                 else encoded["token_type_ids"][i])
+        features.append({"input_ids": encoded["input_ids"][i], "token_type_ids": types, "labels": labels})
     return features
 
 
 def train_ner(data: str | Path, output: str | Path, recipe: Recipe | None = None, dev: str | Path | None = None,
-              init: str | None = None, **loop) -> dict:
-    """Fine-tune a token classifier on a CoNLL file (IOB1 or BIO tags; trained and scored as BIO)."""
+              init: str | None = None, case_feature: bool = True, **loop) -> dict:
+    """Fine-tune a token classifier on a CoNLL file (IOB1 or BIO tags; trained and scored as BIO).
+
+    Sentences are read in runs of their document (``pack_sentences``), and with ``case_feature``
+    the model sees capitals through its token types (``enrich.case_types``).
+    """
     from transformers import AutoModelForTokenClassification
 
-    from .enrich import predict_word_tags, read_conll, score_entities
+    from .enrich import pack_sentences, read_conll_documents, score_entities, tag_documents
 
     recipe = recipe or Recipe(epochs=4, max_length=128)
-    sentences = read_conll(data)
-    labels = ["O"] + sorted({t for _, tags in sentences for t in tags} - {"O"})
+    documents = read_conll_documents(data)
+    labels = ["O"] + sorted({t for d in documents for _, tags in d for t in tags} - {"O"})
     label_ids = {label: i for i, label in enumerate(labels)}
     tokenizer, model = _start(recipe, init, AutoModelForTokenClassification, num_labels=len(labels),
                               id2label=dict(enumerate(labels)), label2id=label_ids)
-    features = ner_features(tokenizer, sentences, label_ids, recipe.max_length)
-    dev_sentences = read_conll(dev) if dev else []
+    model.config.case_feature = case_feature
+    features = ner_features(tokenizer, pack_sentences(tokenizer, documents, recipe.max_length), label_ids,
+                            recipe.max_length, case_feature)
+    dev_documents = read_conll_documents(dev) if dev else []
+    dev_tags = [tags for d in dev_documents for _, tags in d]
 
     def evaluate(m):
-        predicted = predict_word_tags(m, tokenizer, [w for w, _ in dev_sentences], recipe.max_length)
-        scores = score_entities([t for _, t in dev_sentences], predicted)
+        scores = score_entities(dev_tags, tag_documents(m, tokenizer, dev_documents, recipe.max_length))
         return {"f1": scores["f1"], "precision": scores["precision"], "recall": scores["recall"]}
 
     return fit(model, tokenizer, features, lambda f, ix: pad_batch(f, ix, "labels"),
                lambda out, y: _cross_entropy(out.logits, y), Path(output), recipe,
-               evaluate if dev_sentences else None, "f1",
-               {"task": "token-classification", "data": str(data), "dev": str(dev)}, **loop)
+               evaluate if dev_documents else None, "f1",
+               {"task": "token-classification", "data": str(data), "dev": str(dev), "case_feature": case_feature},
+               **loop)
 
 
 # --- text classification (sentiment and any labelled texts) ------------------------------------------

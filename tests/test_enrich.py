@@ -2,8 +2,9 @@ import numpy as np
 import pytest
 
 from conftest import CONLL_LABELS
-from search.enrich import (Entity, EntityTagger, TextClassifier, _entities, entity_spans, iob1_to_bio,
-                           read_conll, read_labelled, score_entities)
+from search.enrich import (Entity, EntityTagger, TextClassifier, _entities, case_types, entity_spans, iob1_to_bio,
+                           pack_sentences, read_conll, read_conll_documents, read_labelled, score_entities,
+                           unpack_tags)
 
 ID2LABEL = dict(enumerate(CONLL_LABELS))
 
@@ -55,6 +56,9 @@ def test_readers(tmp_path):
     conll = tmp_path / "x.conll"
     conll.write_text("-DOCSTART- -X- O O\n\nEU NNP I-NP I-ORG\nrejects VBZ I-VP O\n\nPeter NNP I-NP I-PER\n")
     assert read_conll(conll) == [(["EU", "rejects"], ["B-ORG", "O"]), (["Peter"], ["B-PER"])]
+    conll.write_text(conll.read_text() + "\n-DOCSTART- -X- O O\n\nBonn NNP I-NP I-LOC\n\n")
+    assert read_conll_documents(conll) == [[(["EU", "rejects"], ["B-ORG", "O"]), (["Peter"], ["B-PER"])],
+                                           [(["Bonn"], ["B-LOC"])]]
     tsv = tmp_path / "x.tsv"
     tsv.write_text("sentence\tlabel\ngreat film \t1\nbad \"film\t0\n")
     assert read_labelled(tsv) == (["great film", 'bad "film'], ["1", "0"])
@@ -69,15 +73,54 @@ def test_tiny_models_give_well_formed_results(tiny_ner, tiny_sentiment):
     assert [label.label in {"negative", "positive"} and 0.5 <= label.score <= 1 for label in labels] == [True, True]
 
 
+def test_sentences_pack_into_runs_of_their_document_and_back(minilm):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(minilm)
+    a, b, c = (["the", "cat"], ["O", "O"]), (["in", "Paris"], ["O", "B-LOC"]), (["Bonn"], ["B-LOC"])
+    documents = [[a, b], [c]]
+    assert pack_sentences(tokenizer, documents, 32) == [(a[0] + b[0], a[1] + b[1]), c]  # never across documents
+    assert pack_sentences(tokenizer, documents, 5) == [a, b, c]  # 2 + 2 pieces and [CLS] [SEP] exceed 5
+    packed_tags = [["O", "O", "O", "B-LOC"], ["B-LOC"]]
+    assert unpack_tags(documents, packed_tags) == [["O", "O"], ["O", "B-LOC"], ["B-LOC"]]
+
+
+def test_case_types_mark_pieces_that_start_with_a_capital():
+    text = "Elon musk of NASA"
+    # [CLS] el ##on mu ##sk of nasa [SEP]
+    word_ids = [None, 0, 0, 1, 1, 2, 3, None]
+    offsets = [(0, 0), (0, 2), (2, 4), (5, 7), (7, 9), (10, 12), (13, 17), (0, 0)]
+    assert case_types(word_ids, offsets, lambda _: text) == [0, 1, 0, 0, 0, 0, 1, 0]
+
+
+def test_a_tagger_trained_with_the_case_feature_sees_capitals(tiny_ner, tmp_path):
+    from transformers import AutoModelForTokenClassification
+
+    plain = EntityTagger(tiny_ner)
+    model = AutoModelForTokenClassification.from_pretrained(tiny_ner)
+    model.config.case_feature = True
+    model.save_pretrained(tmp_path / "cased")
+    plain.tokenizer.save_pretrained(tmp_path / "cased")
+    cased = EntityTagger(tmp_path / "cased")
+    calls = []
+    forward = cased.model.forward
+    cased.model.forward = lambda **inputs: calls.append(inputs["token_type_ids"].tolist()) or forward(**inputs)
+    cased.tag(["Paris and london"])
+    plain.model.forward = cased.model.forward
+    plain.tag(["Paris and london"])
+    assert calls == [[[0, 1, 0, 0, 0]], [[0, 0, 0, 0, 0]]]  # [CLS] paris and london [SEP]; without the flag, none
+
+
 def test_training_recipes_run_on_tiny_files(tmp_path, tiny_model):
     from search.training import Recipe, train_classifier, train_ner
 
     conll = tmp_path / "x.conll"
-    conll.write_text("the NN O I-PER\ncat NN O I-PER\nsat VB O O\n\npark NN O I-LOC\n\n" * 3)
+    conll.write_text("-DOCSTART- -X- O O\n\nThe NN O I-PER\ncat NN O I-PER\nsat VB O O\n\npark NN O I-LOC\n\n" * 3)
     recipe = Recipe(base_model=tiny_model, epochs=2, batch_size=2, max_length=32, learning_rate=1e-3)
     state = train_ner(conll, tmp_path / "ner", recipe, dev=conll, progress=False, log=lambda m: None)
-    assert state["step"] == 6 and 0 <= state["best"] <= 100
-    assert EntityTagger(tmp_path / "ner" / "best").model.config.id2label[0] == "O"
+    assert state["step"] == 4 and 0 <= state["best"] <= 100  # 3 documents of one run each: 2 batches an epoch
+    tagger = EntityTagger(tmp_path / "ner" / "best")
+    assert tagger.model.config.id2label[0] == "O" and tagger.model.config.case_feature
     tsv = tmp_path / "x.tsv"
     tsv.write_text("text\tlabel\nthe cat sat\t1\nthe dog ran\t0\nthe sun\t1\n")
     state = train_classifier(tsv, tmp_path / "cls", recipe, dev=tsv, label_names=["negative", "positive"],

@@ -98,13 +98,15 @@ def eval_qa(data, modes, limit, k, cache, reader_model, as_json):
 @eval_group.command(name="ner")
 @click.option("--data", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path), help="CoNLL file.")
 @click.option("--model", type=click.Path(exists=True, file_okay=False), help="NER model (default: the shipped one).")
+@click.option("--context/--no-context", default=True, show_default=True,
+              help="Tag sentences in runs of their document (as passages at index time), or one at a time.")
 @json_option
 @handle_errors
-def eval_ner(data, model, as_json):
+def eval_ner(data, model, context, as_json):
     """Entity-level precision, recall and F1 (strict, BIO) on a CoNLL file."""
     from ..evaluation import evaluate_ner
 
-    scores = evaluate_ner(data, model)
+    scores = evaluate_ner(data, model, context)
     if as_json:
         echo_json(scores)
     else:

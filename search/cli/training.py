@@ -69,6 +69,8 @@ def train_reader_command(**options):
 
 @train.command(name="ner")
 @recipe_options(epochs=6.0, learning_rate=1e-4, max_length=128)
+@click.option("--case-feature/--no-case-feature", default=True, show_default=True,
+              help="Give the (uncased) model capitals through its token types.")
 def train_ner_command(**options):
     """A named-entity tagger, on a CoNLL file (word ... tag per line; IOB1 or BIO)."""
     from ..training import train_ner
