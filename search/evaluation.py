@@ -256,7 +256,7 @@ def _paragraph_index(examples, folder: Path, progress: bool):
 
 # --- enrichment ---------------------------------------------------------------------------------------
 
-def evaluate_ner(data, model=None, context: bool = True) -> dict[str, float]:
+def evaluate_ner(data, model=None, context: bool = True, quantize: bool = False) -> dict[str, float]:
     """Strict entity-level precision/recall/F1 of an NER model on a CoNLL file (BIO after conversion).
 
     With ``context`` the sentences are tagged in runs of their document, as passages are at index
@@ -264,7 +264,7 @@ def evaluate_ner(data, model=None, context: bool = True) -> dict[str, float]:
     """
     from .enrich import EntityTagger, read_conll_documents, score_entities, tag_documents
 
-    tagger = EntityTagger(model)
+    tagger = EntityTagger(model, quantize=quantize)
     documents = read_conll_documents(data)
     gold = [tags for d in documents for _, tags in d]
     started = time.perf_counter()
@@ -274,11 +274,12 @@ def evaluate_ner(data, model=None, context: bool = True) -> dict[str, float]:
 
 
 def evaluate_classifier(data, model=None, label_names: list[str] | None = None,
-                        text_column: str | None = None, label_column: str = "label") -> dict[str, float]:
+                        text_column: str | None = None, label_column: str = "label",
+                        quantize: bool = False) -> dict[str, float]:
     """Accuracy of a classifier on a TSV/CSV file; ``label_names`` map the file's values (0, 1...) in order."""
     from .enrich import TextClassifier, read_labelled
 
-    classifier = TextClassifier(model)
+    classifier = TextClassifier(model, quantize=quantize)
     texts, gold = read_labelled(data, text_column, label_column)
     if label_names:
         values = sorted(set(gold), key=lambda v: int(v) if v.isdigit() else v)

@@ -95,18 +95,22 @@ def eval_qa(data, modes, limit, k, cache, reader_model, as_json):
 
 
 
+int8_option = click.option("--int8", is_flag=True, help="Int8 linear layers, as enrichment runs at index time.")
+
+
 @eval_group.command(name="ner")
 @click.option("--data", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path), help="CoNLL file.")
 @click.option("--model", type=click.Path(exists=True, file_okay=False), help="NER model (default: the shipped one).")
 @click.option("--context/--no-context", default=True, show_default=True,
               help="Tag sentences in runs of their document (as passages at index time), or one at a time.")
+@int8_option
 @json_option
 @handle_errors
-def eval_ner(data, model, context, as_json):
+def eval_ner(data, model, context, int8, as_json):
     """Entity-level precision, recall and F1 (strict, BIO) on a CoNLL file."""
     from ..evaluation import evaluate_ner
 
-    scores = evaluate_ner(data, model, context)
+    scores = evaluate_ner(data, model, context, quantize=int8)
     if as_json:
         echo_json(scores)
     else:
@@ -120,13 +124,14 @@ def eval_ner(data, model, context, as_json):
 @click.option("--model", type=click.Path(exists=True, file_okay=False), help="Classifier (default: the shipped sentiment model).")
 @click.option("--labels", default="negative,positive", show_default=True,
               help="Names of the file's label values, in order.")
+@int8_option
 @json_option
 @handle_errors
-def eval_sentiment(data, model, labels, as_json):
+def eval_sentiment(data, model, labels, int8, as_json):
     """Accuracy of the sentiment model (or any classifier) on a labelled file."""
     from ..evaluation import evaluate_classifier
 
-    scores = evaluate_classifier(data, model, labels.split(",") if labels else None)
+    scores = evaluate_classifier(data, model, labels.split(",") if labels else None, quantize=int8)
     if as_json:
         echo_json(scores)
     else:
