@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import csv
+import re
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -204,6 +205,16 @@ def predict_word_tags(model, tokenizer, sentences: list[list[str]], max_length: 
     return out
 
 
+#: Words as CoNLL splits them: acronyms with their dots (U.S.), words joined by - & or an apostrophe
+#: (Anglo-Dutch, AT&T, O'Neill) but 's on its own, and every other character that is not a space alone.
+WORD = re.compile(r"(?:[A-Z]\.){2,}|\w+(?:[-&]\w+|['’](?![sS]\b)\w+)*|['’][sS]\b|\S")
+
+
+def split_words(text: str) -> list[tuple[int, str]]:
+    """The words of raw text (``WORD``) with their character offsets, as the tagger was trained on them."""
+    return [(m.start(), m.group()) for m in WORD.finditer(text)]
+
+
 def tag_documents(model, tokenizer, documents: list[list[tuple[list[str], list[str]]]], max_length: int = 128,
                   context: bool = True) -> list[list[str]]:
     """Predicted BIO tags of every sentence of CoNLL ``documents``: in runs of consecutive sentences
@@ -234,23 +245,27 @@ class EntityTagger(ModelRunner):
         """Entities of each text. Texts longer than the window are tagged in consecutive windows."""
         import torch
 
-        encoded = self.tokenizer(list(texts), truncation=True, max_length=self.max_length, stride=0,
+        words = [split_words(text) for text in texts]
+        todo = [t for t, w in enumerate(words) if w]
+        encoded = self.tokenizer([[word for _, word in words[t]] for t in todo], is_split_into_words=True,
+                                 truncation=True, max_length=self.max_length, stride=0,
                                  return_overflowing_tokens=True, return_offsets_mapping=True)
+        windows = [todo[i] for i in encoded["overflow_to_sample_mapping"]]  # window -> text
         if getattr(self.model.config, "case_feature", False):
-            text_of = [texts[t] for t in encoded["overflow_to_sample_mapping"]]
-            encoded["token_type_ids"] = [case_types(encoded.word_ids(w), offsets, lambda _: text_of[w])
+            encoded["token_type_ids"] = [case_types(encoded.word_ids(w), offsets, lambda i: words[windows[w]][i][1])
                                          for w, offsets in enumerate(encoded["offset_mapping"])]
         probabilities = []
-        for chunk in _batches(len(encoded["input_ids"]), self.batch_size):
+        for chunk in _batches(len(windows), self.batch_size):
             batch = self.tokenizer.pad({k: [encoded[k][i] for i in chunk] for k in ("input_ids", "attention_mask", "token_type_ids")},
                                        return_tensors="pt")
             with torch.inference_mode():
                 probabilities += list(torch.softmax(self.model(**batch).logits.float(), -1).numpy())
         result: list[list[Entity]] = [[] for _ in texts]
-        for w, probs in enumerate(probabilities):
-            t = encoded["overflow_to_sample_mapping"][w]
-            result[t] += _entities(texts[t], encoded.word_ids(w), encoded["offset_mapping"][w], probs,
-                                   self.model.config.id2label)
+        for w, (t, probs) in enumerate(zip(windows, probabilities)):
+            word_ids = encoded.word_ids(w)
+            offsets = [(words[t][i][0] + a, words[t][i][0] + b) if i is not None else (0, 0)
+                       for i, (a, b) in zip(word_ids, encoded["offset_mapping"][w])]
+            result[t] += _entities(texts[t], word_ids, offsets, probs, self.model.config.id2label)
         return result
 
 

@@ -3,7 +3,7 @@ import pytest
 
 from conftest import CONLL_LABELS
 from search.enrich import (Entity, EntityTagger, TextClassifier, _entities, case_types, entity_spans, iob1_to_bio,
-                           pack_sentences, read_conll, read_conll_documents, read_labelled, score_entities,
+                           pack_sentences, read_conll, split_words, read_conll_documents, read_labelled, score_entities,
                            unpack_tags)
 
 ID2LABEL = dict(enumerate(CONLL_LABELS))
@@ -83,6 +83,13 @@ def test_sentences_pack_into_runs_of_their_document_and_back(minilm):
     assert pack_sentences(tokenizer, documents, 5) == [a, b, c]  # 2 + 2 pieces and [CLS] [SEP] exceed 5
     packed_tags = [["O", "O", "O", "B-LOC"], ["B-LOC"]]
     assert unpack_tags(documents, packed_tags) == [["O", "O"], ["O", "B-LOC"], ["B-LOC"]]
+
+
+def test_raw_text_splits_into_words_as_conll_does():
+    text = "The U.S. unit of AT&T's Anglo-Dutch O'Neill, e.g. here."
+    assert [w for _, w in split_words(text)] == ["The", "U.S.", "unit", "of", "AT&T", "'s", "Anglo-Dutch", "O'Neill",
+                                                 ",", "e", ".", "g", ".", "here", "."]
+    assert all(text[start : start + len(word)] == word for start, word in split_words(text))
 
 
 def test_case_types_mark_pieces_that_start_with_a_capital():
