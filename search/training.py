@@ -304,7 +304,7 @@ def train_ner(data: str | Path, output: str | Path, recipe: Recipe | None = None
 
     from .enrich import pack_sentences, read_conll_documents, score_entities, tag_documents
 
-    recipe = recipe or Recipe(epochs=4, max_length=128)
+    recipe = recipe or Recipe(epochs=6, batch_size=8, max_length=128)
     documents = read_conll_documents(data)
     labels = ["O"] + sorted({t for d in documents for _, tags in d for t in tags} - {"O"})
     label_ids = {label: i for i, label in enumerate(labels)}

@@ -13,7 +13,7 @@ from .common import cli, handle_errors
 FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 
 
-def recipe_options(epochs: float, learning_rate: float, max_length: int):
+def recipe_options(epochs: float, learning_rate: float, max_length: int, batch_size: int = 32):
     """The options every recipe shares, with the task's defaults."""
 
     def decorate(func):
@@ -24,7 +24,7 @@ def recipe_options(epochs: float, learning_rate: float, max_length: int):
             click.option("--dev", type=FILE, help="Dev file, scored at every checkpoint to keep the best model."),
             click.option("--base-model", default=DEFAULT_MODEL, show_default=True),
             click.option("--epochs", default=epochs, show_default=True),
-            click.option("--batch-size", default=32, show_default=True),
+            click.option("--batch-size", default=batch_size, show_default=True),
             click.option("--learning-rate", default=learning_rate, show_default=True),
             click.option("--max-length", default=max_length, show_default=True, help="Tokens per example."),
             click.option("--init", type=click.Path(exists=True, file_okay=False),
@@ -68,7 +68,7 @@ def train_reader_command(**options):
 
 
 @train.command(name="ner")
-@recipe_options(epochs=6.0, learning_rate=1e-4, max_length=128)
+@recipe_options(epochs=6.0, learning_rate=1e-4, max_length=128, batch_size=8)
 @click.option("--case-feature/--no-case-feature", default=True, show_default=True,
               help="Give the (uncased) model capitals through its token types.")
 def train_ner_command(**options):
