@@ -20,6 +20,9 @@ MODELS_DIR = Path(__file__).resolve().parent
 DEFAULT_NER = MODELS_DIR / "ner_model"
 DEFAULT_SENTIMENT = MODELS_DIR / "sentiment_model"
 
+#: A CoNLL sentence: its words and their BIO tags.
+Sentence = tuple[list[str], list[str]]
+
 
 @dataclass
 class Entity:
@@ -56,7 +59,7 @@ def iob1_to_bio(tags: list[str]) -> list[str]:
     return out
 
 
-def read_conll_documents(path: str | Path) -> list[list[tuple[list[str], list[str]]]]:
+def read_conll_documents(path: str | Path) -> list[list[Sentence]]:
     """Documents (split at ``-DOCSTART-`` lines) of sentences (words, BIO tags) from a CoNLL file
     (word first, tag last on each line, a blank line after each sentence)."""
     documents, sentences, words, tags = [], [], [], []
@@ -81,13 +84,13 @@ def read_conll_documents(path: str | Path) -> list[list[tuple[list[str], list[st
     return documents
 
 
-def read_conll(path: str | Path) -> list[tuple[list[str], list[str]]]:
+def read_conll(path: str | Path) -> list[Sentence]:
     """All sentences (words, BIO tags) of a CoNLL file."""
     return [sentence for document in read_conll_documents(path) for sentence in document]
 
 
-def pack_sentences(tokenizer, documents: list[list[tuple[list[str], list[str]]]],
-                   max_length: int) -> list[tuple[list[str], list[str]]]:
+def pack_sentences(tokenizer, documents: list[list[Sentence]],
+                   max_length: int) -> list[Sentence]:
     """Runs of consecutive sentences of a document joined while they fit in ``max_length`` tokens.
 
     The tagger then sees each sentence in its context, as it sees multi-sentence passages at index
@@ -107,7 +110,7 @@ def pack_sentences(tokenizer, documents: list[list[tuple[list[str], list[str]]]]
     return packed
 
 
-def unpack_tags(documents: list[list[tuple[list[str], list[str]]]], packed_tags: list[list[str]]) -> list[list[str]]:
+def unpack_tags(documents: list[list[Sentence]], packed_tags: list[list[str]]) -> list[list[str]]:
     """Per-sentence tags back from the tags of ``pack_sentences``' runs (same documents, same order)."""
     flat = iter(tag for tags in packed_tags for tag in tags)
     return [[next(flat) for _ in words] for document in documents for words, _ in document]
@@ -215,7 +218,7 @@ def split_words(text: str) -> list[tuple[int, str]]:
     return [(m.start(), m.group()) for m in WORD.finditer(text)]
 
 
-def tag_documents(model, tokenizer, documents: list[list[tuple[list[str], list[str]]]], max_length: int = 128,
+def tag_documents(model, tokenizer, documents: list[list[Sentence]], max_length: int = 128,
                   context: bool = True) -> list[list[str]]:
     """Predicted BIO tags of every sentence of CoNLL ``documents``: in runs of consecutive sentences
     (``pack_sentences``), or one sentence at a time without ``context``."""

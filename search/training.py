@@ -16,10 +16,13 @@ import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from .models import DEFAULT_MODEL, export_finetuned, load_finetuned, resolve_model
 from .squad import QAExample, load_squad, score_predictions
+
+if TYPE_CHECKING:
+    from .enrich import Sentence
 
 
 @dataclass
@@ -274,7 +277,7 @@ def train_reader(data: str | Path, output: str | Path, recipe: Recipe | None = N
 
 # --- named entities ------------------------------------------------------------------------------
 
-def ner_features(tokenizer, sentences: list[tuple[list[str], list[str]]], label_ids: dict[str, int],
+def ner_features(tokenizer, sentences: list[Sentence], label_ids: dict[str, int],
                  max_length: int, case_feature: bool = False) -> list[dict]:
     """Word-tokenized sentences -> features labelled on each word's first word piece (-100 elsewhere)."""
     from .enrich import case_types
