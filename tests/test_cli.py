@@ -169,8 +169,10 @@ def test_eval_qa_and_train_reader(run, tmp_path, tiny_model, tiny_qa):
     rows = json.loads(run("eval", "qa", "--data", data, "--reader", tiny_qa, "--json").output)
     assert rows[0]["mode"] == "reader" and rows[0]["questions"] == 3 and 0 <= rows[0]["f1"] <= 100
     out = run("train", "reader", "--data", data, "--output", tmp_path / "run", "--base-model", tiny_model,
-              "--epochs", "1", "--batch-size", "2", "--max-length", "48", "--stride", "16", "--dev", data).output
-    assert "Stopped at step 2" in out and (tmp_path / "run" / "best" / "finetuned.json").exists()
+              "--epochs", "1", "--batch-size", "2", "--max-length", "48", "--stride", "16", "--dev", data,
+              "--seed", "5").output
+    assert "Stopped at step 2" in out
+    assert json.loads((tmp_path / "run" / "best" / "finetuned.json").read_text())["recipe"]["seed"] == 5
 
 
 @pytest.mark.integration

@@ -31,6 +31,8 @@ def recipe_options(epochs: float, learning_rate: float, max_length: int, batch_s
                          help="Start from this model folder's weights instead of the base model."),
             click.option("--checkpoint-minutes", default=15.0, show_default=True),
             click.option("--max-minutes", type=float, help="Stop (after a checkpoint) after this long."),
+            click.option("--seed", default=13, show_default=True,
+                         help="Order of the examples; change it when continuing from --init so the run sees others first."),
         ]
         for option in reversed(options):
             func = option(func)
@@ -40,11 +42,11 @@ def recipe_options(epochs: float, learning_rate: float, max_length: int, batch_s
 
 
 def _run(train, data, output, dev, base_model, epochs, batch_size, learning_rate, max_length, init,
-         checkpoint_minutes, max_minutes, **task_options) -> None:
+         checkpoint_minutes, max_minutes, seed, **task_options) -> None:
     from ..training import Recipe
 
     recipe = Recipe(base_model=base_model, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
-                    max_length=max_length, stride=task_options.pop("stride", 96))
+                    max_length=max_length, stride=task_options.pop("stride", 96), seed=seed)
     state = train(data, output, recipe, dev=dev, init=init, checkpoint_minutes=checkpoint_minutes,
                   max_minutes=max_minutes, progress=sys.stderr.isatty(), log=click.echo, **task_options)
     best = f"best dev {state['metric']} {state['best']:.1f}" if state["best"] >= 0 else "no dev score"
