@@ -207,30 +207,43 @@ def _cross_entropy(logits, labels):
 
 # --- the reader ------------------------------------------------------------------------------------
 
-def train_features(tokenizer, examples: list[QAExample], max_length: int, stride: int) -> list[dict]:
-    """Tokenized windows with the token positions of the first gold answer (0, 0 when outside)."""
-    encoded = tokenizer(
-        [e.question for e in examples], [e.context for e in examples], truncation="only_second",
-        max_length=max_length, stride=stride, return_overflowing_tokens=True, return_offsets_mapping=True,
-    )
+def train_features(tokenizer, examples: list[QAExample], max_length: int, stride: int,
+                   chunk: int = 1000) -> list[dict]:
+    """Tokenized windows with the token positions of the first gold answer (0, 0 when outside).
+
+    Tokenized ``chunk`` questions at a time and kept as numpy arrays: all of SQuAD at once held
+    about 8 GB, mostly the tokenizer's offsets and Python ints.
+    """
+    import numpy as np
+
     features = []
-    for i, ids in enumerate(encoded["input_ids"]):
-        example = examples[encoded["overflow_to_sample_mapping"][i]]
-        if not example.answers:
-            continue
-        start_char = example.answer_starts[0]
-        end_char = start_char + len(example.answers[0])
-        sequence_ids = encoded.sequence_ids(i)
-        offsets = encoded["offset_mapping"][i]
-        context = [t for t, s in enumerate(sequence_ids) if s == 1]
-        start = end = 0
-        if context and offsets[context[0]][0] <= start_char and offsets[context[-1]][1] >= end_char:
-            start = next(t for t in context if offsets[t][1] > start_char)
-            end = next(t for t in reversed(context) if offsets[t][0] < end_char)
-        features.append({
-            "input_ids": ids, "token_type_ids": encoded["token_type_ids"][i], "start": start, "end": end,
-        })
+    for c in range(0, len(examples), chunk):
+        part = examples[c : c + chunk]
+        encoded = tokenizer(
+            [e.question for e in part], [e.context for e in part], truncation="only_second",
+            max_length=max_length, stride=stride, return_overflowing_tokens=True, return_offsets_mapping=True,
+        )
+        for i, ids in enumerate(encoded["input_ids"]):
+            example = part[encoded["overflow_to_sample_mapping"][i]]
+            if not example.answers:
+                continue
+            start, end = _answer_tokens(example, encoded.sequence_ids(i), encoded["offset_mapping"][i])
+            features.append({"input_ids": np.array(ids, dtype=np.int32),
+                             "token_type_ids": np.array(encoded["token_type_ids"][i], dtype=np.int8),
+                             "start": start, "end": end})
     return features
+
+
+def _answer_tokens(example: QAExample, sequence_ids: list, offsets: list) -> tuple[int, int]:
+    """First and last token of the first gold answer in a window, or (0, 0) when it is not all inside."""
+    start_char = example.answer_starts[0]
+    end_char = start_char + len(example.answers[0])
+    context = [t for t, s in enumerate(sequence_ids) if s == 1]
+    if not context or offsets[context[0]][0] > start_char or offsets[context[-1]][1] < end_char:
+        return 0, 0
+    start = next(t for t in context if offsets[t][1] > start_char)
+    end = next(t for t in reversed(context) if offsets[t][0] < end_char)
+    return start, end
 
 
 def evaluate_reader(reader, examples: list[QAExample]) -> dict[str, float]:

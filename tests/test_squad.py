@@ -66,3 +66,20 @@ def test_training_runs_resumes_and_exports(squad_file, tiny_model, tmp_path):
     warm = train_reader(squad_file, tmp_path / "warm", recipe, max_minutes=0, progress=False, log=logs.append,
                         init=str(tmp_path / "run" / "best"))
     assert warm["step"] == 1
+
+
+def test_training_windows_point_at_the_answer_in_any_chunking(squad_file, minilm):
+    from transformers import AutoTokenizer
+
+    from search.training import train_features
+
+    tokenizer = AutoTokenizer.from_pretrained(minilm)
+    examples = load_squad(squad_file)
+    features = train_features(tokenizer, examples, max_length=16, stride=4, chunk=2)
+    assert len(features) > len(examples)  # the first paragraph needs several 16-token windows
+    inside = [f for f in features if f["end"]]
+    assert {tokenizer.decode(f["input_ids"][f["start"] : f["end"] + 1]) for f in inside} >= {"2018", "on the mat"}
+    assert all(f["start"] <= f["end"] and f["token_type_ids"][f["start"]] == 1 for f in inside)
+    whole = train_features(tokenizer, examples, max_length=16, stride=4)
+    assert [(f["input_ids"].tolist(), f["start"], f["end"]) for f in features] == \
+           [(f["input_ids"].tolist(), f["start"], f["end"]) for f in whole]
