@@ -95,13 +95,14 @@ class Reader(ModelRunner):
 
         ``passage_bias`` is added to the logits of every span of a passage (retrieval evidence).
         With ``no_answer_threshold``, nothing is returned unless the best span beats the model's
-        no-answer score (the [CLS] span, lowest over windows) by at least that many logits.
+        no-answer score (the [CLS] span, lowest over windows) by at least that many logits; the
+        reader's own logits, before ``passage_bias``, since the bias says nothing about that.
         """
         if not passages or not question.strip():
             return []
         encoded = self._windows(question, passages)
         start_logits, end_logits = self._logits(encoded)
-        candidates, no_answer = [], math.inf
+        candidates, no_answer, best_span = [], math.inf, -math.inf
         for w in range(len(encoded["input_ids"])):
             sequence_ids = encoded.sequence_ids(w)
             context = [i for i, s in enumerate(sequence_ids) if s == 1]
@@ -114,9 +115,9 @@ class Reader(ModelRunner):
             for logit, s, e in best_spans(start_logits[w], end_logits[w], context[0], context[-1],
                                           self.top_n, self.max_answer_tokens):
                 candidates.append((logit + bias, passage, offsets[s][0], offsets[e][1]))
-        if no_answer_threshold is not None and candidates:
-            if max(c[0] for c in candidates) < no_answer + no_answer_threshold:
-                return []
+                best_span = max(best_span, logit)
+        if no_answer_threshold is not None and best_span < no_answer + no_answer_threshold:
+            return []
         return _rank(candidates, passages, top_k)
 
 

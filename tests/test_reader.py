@@ -83,3 +83,4 @@ def test_no_answer_threshold_and_passage_bias(tiny_qa, monkeypatch):
     assert reader.read("who sat", passages, top_k=1, passage_bias=[0.0, 3.0])[0].passage == 1
     assert reader.read("who sat", passages, no_answer_threshold=3.0)
     assert reader.read("who sat", passages, no_answer_threshold=5.0) == []
+    assert reader.read("who sat", passages, no_answer_threshold=5.0, passage_bias=[16.0, 16.0]) == []
