@@ -172,8 +172,15 @@ def sentence_around(text: str, start: int, end: int) -> tuple[str, int]:
     return stripped.rstrip(), start - begin - (len(raw) - len(stripped))
 
 
-#: Logits added to a span per unit of its passage's retrieval score (chosen by measurement, see README).
+#: Logits added to a span per unit of its passage's retrieval score relative to the best retrieved
+#: passage (chosen by measurement, see README).
 RETRIEVAL_WEIGHT = 1.0
+
+
+def retrieval_evidence(hits: list, weight: float) -> list[float]:
+    """``weight * score / best score`` per hit: hybrid, cosine and BM25 scores on one scale (0 to 1)."""
+    top = max((h.score for h in hits), default=0.0)
+    return [weight * max(h.score, 0.0) / top if top > 0 else 0.0 for h in hits]
 
 
 def answers_from_hits(reader: Reader, question: str, hits: list, answers: int = 3,
@@ -184,7 +191,7 @@ def answers_from_hits(reader: Reader, question: str, hits: list, answers: int = 
     weight = RETRIEVAL_WEIGHT if retrieval_weight is None else retrieval_weight
     merged: dict[str, FoundAnswer] = {}
     for a in reader.read(question, [h.text for h in hits], top_k=max(answers * 5, 10),
-                         passage_bias=[weight * h.score for h in hits], no_answer_threshold=no_answer_threshold):
+                         passage_bias=retrieval_evidence(hits, weight), no_answer_threshold=no_answer_threshold):
         key = normalize_answer(a.text) or a.text
         if key in merged:
             merged[key].score += a.score

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from search.errors import ModelNotFound
-from search.reader import Reader, best_spans, sentence_around
+from search.reader import Reader, best_spans, retrieval_evidence, sentence_around
 
 
 def test_best_spans_follow_the_rules():
@@ -84,3 +84,13 @@ def test_no_answer_threshold_and_passage_bias(tiny_qa, monkeypatch):
     assert reader.read("who sat", passages, no_answer_threshold=3.0)
     assert reader.read("who sat", passages, no_answer_threshold=5.0) == []
     assert reader.read("who sat", passages, no_answer_threshold=5.0, passage_bias=[16.0, 16.0]) == []
+
+
+def test_retrieval_evidence_is_relative_to_the_best_hit():
+    from types import SimpleNamespace as Hit
+
+    bm25 = [Hit(score=30.0), Hit(score=15.0), Hit(score=0.0)]
+    hybrid = [Hit(score=1.0), Hit(score=0.5), Hit(score=0.0)]
+    assert retrieval_evidence(bm25, 8.0) == retrieval_evidence(hybrid, 8.0) == [8.0, 4.0, 0.0]
+    assert retrieval_evidence([Hit(score=-0.2), Hit(score=-0.3)], 8.0) == [0.0, 0.0]  # no evidence at all
+    assert retrieval_evidence([], 8.0) == []
