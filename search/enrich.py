@@ -84,11 +84,6 @@ def read_conll_documents(path: str | Path) -> list[list[Sentence]]:
     return documents
 
 
-def read_conll(path: str | Path) -> list[Sentence]:
-    """All sentences (words, BIO tags) of a CoNLL file."""
-    return [sentence for document in read_conll_documents(path) for sentence in document]
-
-
 def pack_sentences(tokenizer, documents: list[list[Sentence]],
                    max_length: int) -> list[Sentence]:
     """Runs of consecutive sentences of a document joined while they fit in ``max_length`` tokens.

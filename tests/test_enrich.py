@@ -3,7 +3,7 @@ import pytest
 
 from conftest import CONLL_LABELS
 from search.enrich import (Entity, EntityTagger, TextClassifier, _entities, case_types, entity_spans, iob1_to_bio,
-                           pack_sentences, read_conll, split_words, read_conll_documents, read_labelled, score_entities,
+                           pack_sentences, split_words, read_conll_documents, read_labelled, score_entities,
                            unpack_tags)
 
 ID2LABEL = dict(enumerate(CONLL_LABELS))
@@ -55,7 +55,7 @@ def test_adjacent_entities_and_a_type_change_split():
 def test_readers(tmp_path):
     conll = tmp_path / "x.conll"
     conll.write_text("-DOCSTART- -X- O O\n\nEU NNP I-NP I-ORG\nrejects VBZ I-VP O\n\nPeter NNP I-NP I-PER\n")
-    assert read_conll(conll) == [(["EU", "rejects"], ["B-ORG", "O"]), (["Peter"], ["B-PER"])]
+    assert read_conll_documents(conll) == [[(["EU", "rejects"], ["B-ORG", "O"]), (["Peter"], ["B-PER"])]]
     conll.write_text(conll.read_text() + "\n-DOCSTART- -X- O O\n\nBonn NNP I-NP I-LOC\n\n")
     assert read_conll_documents(conll) == [[(["EU", "rejects"], ["B-ORG", "O"]), (["Peter"], ["B-PER"])],
                                            [(["Bonn"], ["B-LOC"])]]
