@@ -1,12 +1,12 @@
 """Choose how `ask` weighs retrieval against the reader: open-mode EM/F1 for several weights.
 
-`ask` adds ``weight * retrieval score`` of a passage to the logits of its spans
+`ask` adds ``weight * retrieval score / best retrieval score`` of a passage to the logits of its spans
 (``search.reader.RETRIEVAL_WEIGHT``). This indexes every paragraph of a SQuAD-format file (kept in
 ``--cache`` for the next run), retrieves ``-k`` passages per question and scores the answers for each
 weight. The reader reads each question's passages once; only the combination differs per weight.
 
     python benches/qa_retrieval_weight.py --data ../shared/data/squad/dev-v1.1.json --limit 1000 \
-        --cache runs/dev-paragraphs --weights 0,0.5,1,2,4,8
+        --cache runs/dev-paragraphs --weights 0,4,8,12,16,24,32
 """
 
 from __future__ import annotations
