@@ -148,7 +148,7 @@ def test_ask_with_a_reader(run, corpus, tiny_model, tiny_qa):
     for f in found:
         assert {"text", "score", "path", "start", "end", "sentence", "page"} <= set(f)
         assert f["sentence"][f["sentence_offset"]:].startswith(f["text"])
-    text = run("ask", "when did apollo land", "--reader", tiny_qa).output
+    text = run("ask", "when did apollo land", "--reader", tiny_qa, "--int8").output
     assert "confidence" in text and "characters" in text
 
 

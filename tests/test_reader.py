@@ -56,6 +56,16 @@ def test_answers_are_ranked_across_passages(tiny_qa):
     assert reader.read("who", []) == []
 
 
+def test_int8_reader_runs_quantized_linear_layers(tiny_qa):
+    import torch
+
+    reader = Reader(tiny_qa, quantize=True)
+    assert any(isinstance(m, torch.ao.nn.quantized.dynamic.Linear) for m in reader.model.modules())
+    passages = ["the cat sat on the mat", "the dog ran in the park"]
+    answers = reader.read("who sat", passages, top_k=3)
+    assert answers and all(passages[a.passage][a.start : a.end] == a.text for a in answers)
+
+
 def test_sentence_around():
     text = "First sentence here. The cat sat on the mat. Last one."
     start = text.index("cat")

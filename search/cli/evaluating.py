@@ -13,6 +13,7 @@ from .common import (
     cli,
     echo_json,
     handle_errors,
+    int8_option,
     json_option,
     reader_option,
     show_progress,
@@ -77,14 +78,15 @@ def eval_retrieval(collections, modes, model, encoder, cache, as_json):
 @click.option("--cache", type=click.Path(file_okay=False, path_type=Path),
               help="Open mode: keep the paragraph index in this folder and reuse it next time.")
 @reader_option
+@int8_option
 @json_option
 @handle_errors
-def eval_qa(data, modes, limit, k, cache, reader_model, as_json):
+def eval_qa(data, modes, limit, k, cache, reader_model, int8, as_json):
     """Exact match and F1 (official SQuAD normalisation) of the reader."""
     from ..evaluation import evaluate_qa
     from ..reader import Reader
 
-    rows = evaluate_qa(data, Reader(reader_model), modes or ("reader",), limit=limit, k=k,
+    rows = evaluate_qa(data, Reader(reader_model, quantize=int8), modes or ("reader",), limit=limit, k=k,
                        progress=show_progress(as_json), index_folder=cache)
     if as_json:
         echo_json(rows)
@@ -95,7 +97,6 @@ def eval_qa(data, modes, limit, k, cache, reader_model, as_json):
 
 
 
-int8_option = click.option("--int8", is_flag=True, help="Int8 linear layers, as enrichment runs at index time.")
 
 
 @eval_group.command(name="ner")
