@@ -118,10 +118,14 @@ def fit(model, tokenizer, features: list[dict], collate: Callable, loss_of: Call
     total_steps = max(1, int(steps_per_epoch * recipe.epochs))
     log(f"{len(features)} training examples; {steps_per_epoch} steps per epoch, {total_steps} in all")
 
-    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    # No weight decay on biases, norms and (when trained) word embeddings: the row of a word the data
+    # never shows stays as it was.
+    embeddings = model.get_input_embeddings().weight
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    decayed = [p for p in trainable if p.ndim > 1 and p is not embeddings]
     optimizer = torch.optim.AdamW(
-        [{"params": [p for _, p in trainable if p.ndim > 1], "weight_decay": recipe.weight_decay},
-         {"params": [p for _, p in trainable if p.ndim <= 1], "weight_decay": 0.0}],
+        [{"params": decayed, "weight_decay": recipe.weight_decay},
+         {"params": [p for p in trainable if not any(p is d for d in decayed)], "weight_decay": 0.0}],
         lr=recipe.learning_rate,
     )
     scheduler = get_linear_schedule_with_warmup(optimizer, int(recipe.warmup * total_steps), total_steps)

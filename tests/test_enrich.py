@@ -134,3 +134,21 @@ def test_training_recipes_run_on_tiny_files(tmp_path, tiny_model):
                              progress=False, log=lambda m: None)
     assert state["metric"] == "accuracy" and state["step"] == 4
     assert TextClassifier(tmp_path / "cls" / "best").labels == ["negative", "positive"]
+
+
+def test_trained_word_embeddings_change_only_the_rows_of_words_in_the_data(tmp_path, tiny_model):
+    from safetensors.torch import load_file
+    from transformers import AutoModel, AutoTokenizer
+
+    from search.training import Recipe, train_classifier
+
+    tsv = tmp_path / "x.tsv"
+    tsv.write_text("text\tlabel\nthe cat sat\t1\nthe dog ran\t0\n")
+    recipe = Recipe(base_model=tiny_model, epochs=1, batch_size=2, max_length=32, freeze_word_embeddings=False)
+    train_classifier(tsv, tmp_path / "cls", recipe, progress=False, log=lambda m: None)
+    trained = load_file(str(tmp_path / "cls" / "checkpoint" / "trainable.safetensors"))
+    after = next(v for k, v in trained.items() if k.endswith("word_embeddings.weight"))
+    before = AutoModel.from_pretrained(tiny_model).get_input_embeddings().weight.detach()
+    seen = {i for ids in AutoTokenizer.from_pretrained(tiny_model)(["the cat sat", "the dog ran"])["input_ids"] for i in ids}
+    changed = {int(i) for i in (after != before).any(dim=1).nonzero()}
+    assert changed and changed <= seen  # no weight decay pulls the other rows
