@@ -74,7 +74,6 @@ int8_option = click.option("--int8", is_flag=True, help="Run the model with int8
                            " channel): faster on CPUs, slightly less accurate.")
 
 
-
 def filter_options(func):
     """--filter, --entity, --entity-label, --sentiment and --label: the filters of query and ask."""
     options = [

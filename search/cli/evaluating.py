@@ -96,9 +96,6 @@ def eval_qa(data, modes, limit, k, cache, reader_model, int8, as_json):
         click.echo(f"{r['mode']:<8}{r['exact_match']:>7.1f}{r['f1']:>7.1f}{r['questions']:>11}{r['ms_per_question']:>8.1f}")
 
 
-
-
-
 @eval_group.command(name="ner")
 @click.option("--data", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path), help="CoNLL file.")
 @click.option("--model", type=click.Path(exists=True, file_okay=False), help="NER model (default: the shipped one).")

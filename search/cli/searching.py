@@ -86,8 +86,8 @@ def ask(question, index_path, k, answers, mode, threshold, reader_model, int8, a
     from ..reader import Reader
 
     with Index.open(index_path) as idx:
-        found = idx.ask(question, k=k, answers=answers, reader=Reader(reader_model, quantize=int8), no_answer_threshold=threshold,
-                        mode=mode, filters=collect_filters(**filters))
+        found = idx.ask(question, k=k, answers=answers, reader=Reader(reader_model, quantize=int8),
+                        no_answer_threshold=threshold, mode=mode, filters=collect_filters(**filters))
     if as_json:
         echo_json([f.to_dict() for f in found])
         return
