@@ -122,10 +122,9 @@ def fit(model, tokenizer, features: list[dict], collate: Callable, loss_of: Call
     # never shows stays as it was.
     embeddings = model.get_input_embeddings().weight
     trainable = [p for p in model.parameters() if p.requires_grad]
-    decayed = [p for p in trainable if p.ndim > 1 and p is not embeddings]
     optimizer = torch.optim.AdamW(
-        [{"params": decayed, "weight_decay": recipe.weight_decay},
-         {"params": [p for p in trainable if not any(p is d for d in decayed)], "weight_decay": 0.0}],
+        [{"params": [p for p in trainable if p.ndim > 1 and p is not embeddings], "weight_decay": recipe.weight_decay},
+         {"params": [p for p in trainable if p.ndim <= 1 or p is embeddings], "weight_decay": 0.0}],
         lr=recipe.learning_rate,
     )
     scheduler = get_linear_schedule_with_warmup(optimizer, int(recipe.warmup * total_steps), total_steps)
