@@ -112,10 +112,10 @@ def test_a_tagger_trained_with_the_case_feature_sees_capitals(tiny_ner, tmp_path
     calls = []
     forward = cased.model.forward
     cased.model.forward = lambda **inputs: calls.append(inputs["token_type_ids"].tolist()) or forward(**inputs)
-    cased.tag(["Paris and london"])
+    cased.tag(["Google and python"])
     plain.model.forward = cased.model.forward
-    plain.tag(["Paris and london"])
-    assert calls == [[[0, 1, 0, 0, 0]], [[0, 0, 0, 0, 0]]]  # [CLS] paris and london [SEP]; without the flag, none
+    plain.tag(["Google and python"])
+    assert calls == [[[0, 1, 0, 0, 0]], [[0, 0, 0, 0, 0]]]  # [CLS] google and python [SEP]; without the flag, none
 
 
 def test_training_recipes_run_on_tiny_files(tmp_path, tiny_model):
