@@ -319,7 +319,6 @@ class TextClassifier(ModelRunner):
     def classify(self, texts: Sequence[str]) -> list[Label]:
         import torch
 
-        out: list[Label] = []
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         results: dict[int, Label] = {}
         for b in range(0, len(order), self.batch_size):
@@ -331,8 +330,7 @@ class TextClassifier(ModelRunner):
             for row, i in enumerate(chunk):
                 best = int(probs[row].argmax())
                 results[i] = Label(self.model.config.id2label[best], float(probs[row][best]))
-        out = [results[i] for i in range(len(texts))]
-        return out
+        return [results[i] for i in range(len(texts))]
 
 
 # --- enrichment of an index -------------------------------------------------------------------------
