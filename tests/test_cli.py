@@ -2,6 +2,7 @@ import json
 
 import pytest
 from click.testing import CliRunner
+from safetensors.torch import load_file
 
 from search.cli import cli
 
@@ -170,9 +171,12 @@ def test_eval_qa_and_train_reader(run, tmp_path, tiny_model, tiny_qa):
     assert rows[0]["mode"] == "reader" and rows[0]["questions"] == 3 and 0 <= rows[0]["f1"] <= 100
     out = run("train", "reader", "--data", data, "--output", tmp_path / "run", "--base-model", tiny_model,
               "--epochs", "1", "--batch-size", "2", "--max-length", "48", "--stride", "16", "--dev", data,
-              "--seed", "5").output
+              "--seed", "5", "--warmup", "0.5", "--train-embeddings").output
     assert "Stopped at step 2" in out
-    assert json.loads((tmp_path / "run" / "best" / "finetuned.json").read_text())["recipe"]["seed"] == 5
+    recipe = json.loads((tmp_path / "run" / "best" / "finetuned.json").read_text())["recipe"]
+    assert (recipe["seed"], recipe["warmup"], recipe["freeze_word_embeddings"]) == (5, 0.5, False)
+    saved = load_file(str(tmp_path / "run" / "best" / "delta.safetensors"))
+    assert 0 < len(saved["bert.embeddings.word_embeddings.weight.rows"]) < 100  # the words of the data
 
 
 @pytest.mark.integration

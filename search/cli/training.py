@@ -26,6 +26,10 @@ def recipe_options(epochs: float, learning_rate: float, max_length: int, batch_s
             click.option("--epochs", default=epochs, show_default=True),
             click.option("--batch-size", default=batch_size, show_default=True),
             click.option("--learning-rate", default=learning_rate, show_default=True),
+            click.option("--warmup", default=0.05, show_default=True,
+                         help="Share of the steps over which the learning rate rises from 0."),
+            click.option("--train-embeddings/--freeze-embeddings", default=False, show_default=True,
+                         help="Train the word embeddings too (the model folder then stores the rows the data touched)."),
             click.option("--max-length", default=max_length, show_default=True, help="Tokens per example."),
             click.option("--init", type=click.Path(exists=True, file_okay=False),
                          help="Start from this model folder's weights instead of the base model."),
@@ -41,12 +45,13 @@ def recipe_options(epochs: float, learning_rate: float, max_length: int, batch_s
     return decorate
 
 
-def _run(train, data, output, dev, base_model, epochs, batch_size, learning_rate, max_length, init,
-         checkpoint_minutes, max_minutes, seed, **task_options) -> None:
+def _run(train, data, output, dev, base_model, epochs, batch_size, learning_rate, warmup, train_embeddings,
+         max_length, init, checkpoint_minutes, max_minutes, seed, **task_options) -> None:
     from ..training import Recipe
 
     recipe = Recipe(base_model=base_model, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
-                    max_length=max_length, stride=task_options.pop("stride", 96), seed=seed)
+                    warmup=warmup, freeze_word_embeddings=not train_embeddings, max_length=max_length,
+                    stride=task_options.pop("stride", 96), seed=seed)
     state = train(data, output, recipe, dev=dev, init=init, checkpoint_minutes=checkpoint_minutes,
                   max_minutes=max_minutes, progress=sys.stderr.isatty(), log=click.echo, **task_options)
     best = f"best dev {state['metric']} {state['best']:.1f}" if state["best"] >= 0 else "no dev score"
