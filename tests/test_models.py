@@ -10,6 +10,7 @@ def test_a_finetuned_folder_stores_int8_differences_of_the_changed_rows_only(tin
     model = AutoModelForSequenceClassification.from_pretrained(tiny_model, num_labels=2)
     embeddings = model.get_input_embeddings().weight
     query = model.bert.encoder.layer[0].attention.self.query.weight
+    torch.manual_seed(0)
     with torch.no_grad():  # what fine-tuning does: two words' rows and one whole matrix move a little
         embeddings[[7, 9]] += 0.01 * torch.randn(2, embeddings.shape[1])
         query += 0.003 * torch.randn_like(query)
@@ -23,8 +24,8 @@ def test_a_finetuned_folder_stores_int8_differences_of_the_changed_rows_only(tin
     assert saved["classifier.weight"].dtype == torch.float16  # new weights: no base to differ from
 
     loaded = load_finetuned(tmp_path / "ft", AutoModelForSequenceClassification).state_dict()
-    for name, value in model.state_dict().items():
-        assert torch.allclose(loaded[name], value, atol=1e-4), name
+    for name, value in model.state_dict().items():  # off by half an int8 step at most: 0.05 / 254
+        assert torch.allclose(loaded[name], value, atol=2e-4), name
     base = AutoModelForSequenceClassification.from_pretrained(tiny_model, num_labels=2)
     untouched = [i for i in range(embeddings.shape[0]) if i not in (7, 9)]
     assert torch.equal(loaded["bert.embeddings.word_embeddings.weight"][untouched],
