@@ -2,7 +2,7 @@
 the same model over the same 5 (question, passage) pairs with two argmaxes (the seed notebook's
 decoding: no windows, no span rules), in the same run.
 
-    python benches/bench_ask.py [--reader FOLDER] [--repeat 3] [--int8]
+    python benches/bench_ask.py [--reader FOLDER] [--repeat 3] [--precision auto|float32|bfloat16|int8]
 """
 
 from __future__ import annotations
@@ -40,12 +40,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reader", default=None, help="Reader folder (default: the shipped reader).")
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--int8", action="store_true", help="Run the reader with int8 linear layers.")
+    parser.add_argument("--precision", default="auto", help="How the reader's weights run (default: auto).")
     args = parser.parse_args()
 
     import torch
 
-    reader = Reader(args.reader, quantize=args.int8)
+    reader = Reader(args.reader, precision=args.precision)
     with tempfile.TemporaryDirectory() as tmp:
         index = Index.create(Path(tmp) / "ix")
         index.add_paths([ROOT / "index_data"])

@@ -241,7 +241,7 @@ def evaluate_qa(data, reader, modes=("reader",), limit: int | None = None, k: in
             if index is not None:
                 index.close()
             rows.append({"mode": mode, **score_predictions(examples, predictions),
-                         "ms_per_question": 1000 * seconds / max(len(examples), 1)})
+                         "ms_per_question": 1000 * seconds / max(len(examples), 1), "dtype": reader.precision})
     return rows
 
 
@@ -256,7 +256,7 @@ def _paragraph_index(examples, folder: Path, progress: bool):
 
 # --- enrichment ---------------------------------------------------------------------------------------
 
-def evaluate_ner(data, model=None, context: bool = True, quantize: bool = False) -> dict[str, float]:
+def evaluate_ner(data, model=None, context: bool = True, precision: str = "auto") -> dict[str, float]:
     """Strict entity-level precision/recall/F1 of an NER model on a CoNLL file (BIO after conversion).
 
     With ``context`` the sentences are tagged in runs of their document, as passages are at index
@@ -264,22 +264,23 @@ def evaluate_ner(data, model=None, context: bool = True, quantize: bool = False)
     """
     from .enrich import EntityTagger, read_conll_documents, score_entities, tag_documents
 
-    tagger = EntityTagger(model, quantize=quantize)
+    tagger = EntityTagger(model, precision=precision)
     documents = read_conll_documents(data)
     gold = [tags for d in documents for _, tags in d]
     started = time.perf_counter()
     predicted = tag_documents(tagger.model, tagger.tokenizer, documents, context=context)
     scores = score_entities(gold, predicted)
-    return {**scores, "sentences": len(gold), "ms_per_sentence": 1000 * (time.perf_counter() - started) / len(gold)}
+    return {**scores, "sentences": len(gold), "ms_per_sentence": 1000 * (time.perf_counter() - started) / len(gold),
+            "dtype": tagger.precision}
 
 
 def evaluate_classifier(data, model=None, label_names: list[str] | None = None,
                         text_column: str | None = None, label_column: str = "label",
-                        quantize: bool = False) -> dict[str, float]:
+                        precision: str = "auto") -> dict[str, float]:
     """Accuracy of a classifier on a TSV/CSV file; ``label_names`` map the file's values (0, 1...) in order."""
     from .enrich import TextClassifier, read_labelled
 
-    classifier = TextClassifier(model, quantize=quantize)
+    classifier = TextClassifier(model, precision=precision)
     texts, gold = read_labelled(data, text_column, label_column)
     if label_names:
         values = sorted(set(gold), key=lambda v: int(v) if v.isdigit() else v)
@@ -288,4 +289,4 @@ def evaluate_classifier(data, model=None, label_names: list[str] | None = None,
     predicted = classifier.classify(texts)
     right = sum(p.label == g for p, g in zip(predicted, gold))
     return {"accuracy": 100 * right / max(len(texts), 1), "examples": len(texts),
-            "ms_per_example": 1000 * (time.perf_counter() - started) / max(len(texts), 1)}
+            "ms_per_example": 1000 * (time.perf_counter() - started) / max(len(texts), 1), "dtype": classifier.precision}

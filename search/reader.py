@@ -61,8 +61,8 @@ class Reader(ModelRunner):
     train_hint = "search train reader --data train-v1.1.json --output DIR"
 
     def __init__(self, model: str | None = None, max_length: int = 256, stride: int = 96, max_answer_tokens: int = 30,
-                 top_n: int = 20, batch_size: int = 16, quantize: bool = False):
-        super().__init__(model, quantize)
+                 top_n: int = 20, batch_size: int = 16, precision: str = "auto"):
+        super().__init__(model, precision)
         self.max_length, self.stride = max_length, stride
         self.max_answer_tokens, self.top_n, self.batch_size = max_answer_tokens, top_n, batch_size
 

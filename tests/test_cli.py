@@ -149,7 +149,7 @@ def test_ask_with_a_reader(run, corpus, tiny_model, tiny_qa):
     for f in found:
         assert {"text", "score", "path", "start", "end", "sentence", "page"} <= set(f)
         assert f["sentence"][f["sentence_offset"]:].startswith(f["text"])
-    text = run("ask", "when did apollo land", "--reader", tiny_qa, "--int8").output
+    text = run("ask", "when did apollo land", "--reader", tiny_qa, "--precision", "int8").output
     assert "confidence" in text and "characters" in text
 
 
@@ -231,8 +231,9 @@ def test_train_and_eval_ner_and_sentiment(run, tmp_path, tiny_model):
     assert "Stopped at step 1" in out  # one document: its 4 sentences pack into one 32-token run
     scores = json.loads(run("eval", "ner", "--data", conll, "--model", tmp_path / "ner" / "best", "--json").output)
     assert scores["entities"] == 4 and 0 <= scores["f1"] <= 100
-    int8 = json.loads(run("eval", "ner", "--data", conll, "--model", tmp_path / "ner" / "best", "--int8", "--json").output)
-    assert int8["entities"] == 4 and 0 <= int8["f1"] <= 100
+    int8 = json.loads(run("eval", "ner", "--data", conll, "--model", tmp_path / "ner" / "best", "--precision", "int8",
+                          "--json").output)
+    assert int8["entities"] == 4 and 0 <= int8["f1"] <= 100 and int8["dtype"] == "int8"
     tsv = tmp_path / "x.tsv"
     tsv.write_text("sentence\tlabel\nthe cat sat\t1\nthe dog ran\t0\n")
     run("train", "sentiment", "--data", tsv, "--output", tmp_path / "s", "--base-model", tiny_model, "--epochs", "1")

@@ -1,3 +1,4 @@
+import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -30,3 +31,15 @@ def test_a_finetuned_folder_stores_int8_differences_of_the_changed_rows_only(tin
     untouched = [i for i in range(embeddings.shape[0]) if i not in (7, 9)]
     assert torch.equal(loaded["bert.embeddings.word_embeddings.weight"][untouched],
                        base.get_input_embeddings().weight[untouched])
+
+
+def test_auto_precision_is_bfloat16_only_where_the_cpu_has_bfloat16_instructions(monkeypatch):
+    from search import models
+
+    monkeypatch.setattr(models, "native_bfloat16", lambda: True)
+    assert models.resolve_precision("auto") == "bfloat16"
+    monkeypatch.setattr(models, "native_bfloat16", lambda: False)
+    assert models.resolve_precision("auto") == "float32"
+    assert models.resolve_precision("int8") == "int8"
+    with pytest.raises(ValueError, match="Unknown precision"):
+        models.resolve_precision("float16")

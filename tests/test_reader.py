@@ -62,11 +62,23 @@ def test_answers_are_ranked_across_passages(tiny_qa):
 def test_int8_reader_runs_quantized_linear_layers(tiny_qa):
     import torch
 
-    reader = Reader(tiny_qa, quantize=True)
+    reader = Reader(tiny_qa, precision="int8")
     assert any(isinstance(m, torch.ao.nn.quantized.dynamic.Linear) for m in reader.model.modules())
     passages = ["the cat sat on the mat", "the dog ran in the park"]
     answers = reader.read("who sat", passages, top_k=3)
     assert answers and all(passages[a.passage][a.start : a.end] == a.text for a in answers)
+
+
+def test_a_bfloat16_reader_gives_the_float32_logits_to_within_bfloat16_rounding(tiny_qa):
+    import torch
+
+    exact, half = Reader(tiny_qa, precision="float32"), Reader(tiny_qa, precision="bfloat16")
+    assert half.model.dtype == torch.bfloat16 and exact.model.dtype == torch.float32
+    encoded = exact._windows("who sat on the mat", ["the cat sat on the mat", "the dog ran in the park"])
+    for want, got in zip(exact._logits(encoded), half._logits(encoded)):
+        assert got.dtype == np.float32 and want.shape == got.shape
+        assert np.abs(got - want).max() <= 0.05 * np.abs(want).max()
+        assert not np.array_equal(got, want)  # it did run in bfloat16
 
 
 def test_sentence_around():

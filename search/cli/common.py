@@ -11,10 +11,11 @@ from pathlib import Path
 import click
 
 from ..errors import SearchError
+from ..models import PRECISIONS
 
 __all__ = [
     "DEMO_CORPUS", "ENCODER_KINDS", "cli", "collect_filters", "filter_options", "index_option", "json_option",
-    "reader_option", "int8_option", "display_path", "echo_json", "handle_errors", "show_progress",
+    "reader_option", "precision_option", "display_path", "echo_json", "handle_errors", "show_progress",
 ]
 
 DEMO_CORPUS = Path(__file__).resolve().parent.parent.parent / "index_data"
@@ -70,8 +71,10 @@ def reader_option(func):
     return click.option("--reader", "reader_model", help="Reader model folder (default: the shipped reader).")(func)
 
 
-int8_option = click.option("--int8", is_flag=True, help="Run the model with int8 linear layers (a scale per output"
-                           " channel): faster on CPUs, slightly less accurate.")
+precision_option = click.option(
+    "--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True,
+    help="How the model's weights run: auto is bfloat16 on CPUs with bfloat16 instructions (AVX512-BF16, AMX),"
+         " else float32; int8 linear layers are faster than float32, slightly less accurate.")
 
 
 def filter_options(func):

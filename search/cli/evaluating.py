@@ -13,7 +13,7 @@ from .common import (
     cli,
     echo_json,
     handle_errors,
-    int8_option,
+    precision_option,
     json_option,
     reader_option,
     show_progress,
@@ -78,22 +78,23 @@ def eval_retrieval(collections, modes, model, encoder, cache, as_json):
 @click.option("--cache", type=click.Path(file_okay=False, path_type=Path),
               help="Open mode: keep the paragraph index in this folder and reuse it next time.")
 @reader_option
-@int8_option
+@precision_option
 @json_option
 @handle_errors
-def eval_qa(data, modes, limit, k, cache, reader_model, int8, as_json):
+def eval_qa(data, modes, limit, k, cache, reader_model, precision, as_json):
     """Exact match and F1 (official SQuAD normalisation) of the reader."""
     from ..evaluation import evaluate_qa
     from ..reader import Reader
 
-    rows = evaluate_qa(data, Reader(reader_model, quantize=int8), modes or ("reader",), limit=limit, k=k,
+    rows = evaluate_qa(data, Reader(reader_model, precision=precision), modes or ("reader",), limit=limit, k=k,
                        progress=show_progress(as_json), index_folder=cache)
     if as_json:
         echo_json(rows)
         return
-    click.echo(f"{'mode':<8}{'EM':>7}{'F1':>7}{'questions':>11}{'ms/q':>8}")
+    click.echo(f"{'mode':<8}{'EM':>7}{'F1':>7}{'questions':>11}{'ms/q':>8}  dtype")
     for r in rows:
-        click.echo(f"{r['mode']:<8}{r['exact_match']:>7.1f}{r['f1']:>7.1f}{r['questions']:>11}{r['ms_per_question']:>8.1f}")
+        click.echo(f"{r['mode']:<8}{r['exact_match']:>7.1f}{r['f1']:>7.1f}{r['questions']:>11}{r['ms_per_question']:>8.1f}"
+                   f"  {r['dtype']}")
 
 
 @eval_group.command(name="ner")
@@ -101,19 +102,19 @@ def eval_qa(data, modes, limit, k, cache, reader_model, int8, as_json):
 @click.option("--model", type=click.Path(exists=True, file_okay=False), help="NER model (default: the shipped one).")
 @click.option("--context/--no-context", default=True, show_default=True,
               help="Tag sentences in runs of their document (as passages at index time), or one at a time.")
-@int8_option
+@precision_option
 @json_option
 @handle_errors
-def eval_ner(data, model, context, int8, as_json):
+def eval_ner(data, model, context, precision, as_json):
     """Entity-level precision, recall and F1 (strict, BIO) on a CoNLL file."""
     from ..evaluation import evaluate_ner
 
-    scores = evaluate_ner(data, model, context, quantize=int8)
+    scores = evaluate_ner(data, model, context, precision=precision)
     if as_json:
         echo_json(scores)
     else:
         click.echo(f"precision {scores['precision']:.1f}  recall {scores['recall']:.1f}  F1 {scores['f1']:.1f}"
-                   f"  ({scores['entities']} entities in {scores['sentences']} sentences)")
+                   f"  ({scores['entities']} entities in {scores['sentences']} sentences; {scores['dtype']})")
 
 
 @eval_group.command(name="sentiment")
@@ -122,15 +123,15 @@ def eval_ner(data, model, context, int8, as_json):
 @click.option("--model", type=click.Path(exists=True, file_okay=False), help="Classifier (default: the shipped sentiment model).")
 @click.option("--labels", default="negative,positive", show_default=True,
               help="Names of the file's label values, in order.")
-@int8_option
+@precision_option
 @json_option
 @handle_errors
-def eval_sentiment(data, model, labels, int8, as_json):
+def eval_sentiment(data, model, labels, precision, as_json):
     """Accuracy of the sentiment model (or any classifier) on a labelled file."""
     from ..evaluation import evaluate_classifier
 
-    scores = evaluate_classifier(data, model, labels.split(",") if labels else None, quantize=int8)
+    scores = evaluate_classifier(data, model, labels.split(",") if labels else None, precision=precision)
     if as_json:
         echo_json(scores)
     else:
-        click.echo(f"accuracy {scores['accuracy']:.1f}  ({scores['examples']} examples)")
+        click.echo(f"accuracy {scores['accuracy']:.1f}  ({scores['examples']} examples; {scores['dtype']})")

@@ -14,7 +14,7 @@ from .common import (
     filter_options,
     handle_errors,
     index_option,
-    int8_option,
+    precision_option,
     json_option,
     reader_option,
 )
@@ -77,16 +77,16 @@ def query(text, index_path, k, mode, per_doc, as_json, **filters):
 @click.option("--threshold", type=float, help="Say no answer unless the best span beats the reader's"
               " no-answer score by this many logits.")
 @reader_option
-@int8_option
+@precision_option
 @json_option
 @handle_errors
-def ask(question, index_path, k, answers, mode, threshold, reader_model, int8, as_json, **filters):
+def ask(question, index_path, k, answers, mode, threshold, reader_model, precision, as_json, **filters):
     """Answer QUESTION with a span from the indexed documents."""
     from ..index import Index
     from ..reader import Reader
 
     with Index.open(index_path) as idx:
-        found = idx.ask(question, k=k, answers=answers, reader=Reader(reader_model, quantize=int8),
+        found = idx.ask(question, k=k, answers=answers, reader=Reader(reader_model, precision=precision),
                         no_answer_threshold=threshold, mode=mode, filters=collect_filters(**filters))
     if as_json:
         echo_json([f.to_dict() for f in found])
