@@ -3,7 +3,10 @@
 Both sides use the same bundled all-MiniLM-L6-v2 on the same machine in the same run, so the
 ratios are what to read (absolute numbers move with the machine's load).
 
-    python benches/bench_index_query.py [--collection ../shared/data/ir/cranfield] [--queries 225]
+    python benches/bench_index_query.py [--collection ../shared/data/ir/cranfield] [--queries 225] [--precision P]
+
+The baseline runs in float32; ``search`` in ``--precision`` (default auto: bfloat16 on CPUs with
+bfloat16 instructions).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import numpy as np  # noqa: E402
 
 from search import Index  # noqa: E402
 from search.evaluation import load_collection  # noqa: E402
-from search.models import resolve_model  # noqa: E402
+from search.models import resolve_model, resolve_precision  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -53,8 +56,8 @@ def baseline(docs: list[str], queries: list[str]) -> dict:
     return {"index_seconds": index_seconds, "units": len(docs), "latencies": latencies}
 
 
-def ours(docs: list[str], ids: list[str], queries: list[str], mode: str, folder: Path) -> dict:
-    index = Index.create(folder, model="all-MiniLM-L6-v2")
+def ours(docs: list[str], ids: list[str], queries: list[str], mode: str, folder: Path, precision: str) -> dict:
+    index = Index.create(folder, model="all-MiniLM-L6-v2", precision=precision)
     index.encoder.model  # load the model outside the timed part, as the baseline does
     started = time.perf_counter()
     report = index.add_texts(docs, ids=ids)
@@ -76,17 +79,19 @@ def main() -> None:
     parser.add_argument("--collection", default=str(ROOT.parent / "shared" / "data" / "ir" / "cranfield"))
     parser.add_argument("--queries", type=int, default=225)
     parser.add_argument("--mode", default="hybrid")
+    parser.add_argument("--precision", default="auto", help="Of our encoder's weights (the baseline: float32).")
     args = parser.parse_args()
 
     collection = load_collection(args.collection)
     ids = list(collection.documents)
     docs = [collection.documents[i] for i in ids]
     queries = list(collection.queries.values())[: args.queries]
-    print(f"{collection.name}: {len(docs)} documents, {len(queries)} queries, {faiss.omp_get_max_threads()} threads", file=sys.stderr)
+    print(f"{collection.name}: {len(docs)} documents, {len(queries)} queries, {faiss.omp_get_max_threads()} threads,"
+          f" search in {resolve_precision(args.precision)}", file=sys.stderr)
 
     base = baseline(docs, queries)
     with tempfile.TemporaryDirectory() as tmp:
-        mine = ours(docs, ids, queries, args.mode, Path(tmp) / "ix")
+        mine = ours(docs, ids, queries, args.mode, Path(tmp) / "ix", args.precision)
 
     base_docs_s = len(docs) / base["index_seconds"]
     mine_docs_s = len(docs) / mine["index_seconds"]

@@ -71,12 +71,14 @@ class Index:
     #: Passages encoded per step.
     batch_passages = 256
 
-    def __init__(self, path: Path, store: Store, vectors: VectorIndex, encoder: Encoder | None = None):
+    def __init__(self, path: Path, store: Store, vectors: VectorIndex, encoder: Encoder | None = None,
+                 precision: str = "auto"):
         self.path = Path(path)
         self.store = store
         self.vectors = vectors
         self.meta = store.meta()
         self._encoder = encoder
+        self.precision = precision  # of the encoder's weights, when it loads
 
     # --- opening -----------------------------------------------------------------------------
 
@@ -84,12 +86,13 @@ class Index:
     def create(
         cls, path: str | os.PathLike | None = None, model: str = DEFAULT_MODEL,
         encoder: str = "sentence-transformers", max_tokens: int | None = None, overlap: int = 32,
+        precision: str = "auto",
     ) -> "Index":
         """A new, empty index at ``path`` built with ``model``; an existing one is an error."""
         path = Path(path) if path else default_index_path()
         if (path / DB_NAME).exists():
             raise FileExistsError(f"An index already exists at {path}")
-        enc = load_encoder(model, encoder)
+        enc = load_encoder(model, encoder, precision=precision)
         window = min(max_tokens or enc.max_tokens, enc.max_tokens)
         path.mkdir(parents=True, exist_ok=True)
         store = Store(path / DB_NAME)
@@ -103,11 +106,13 @@ class Index:
         vectors.write_pending(path / VECTORS_NAME)
         store.commit()
         vectors.promote(path / VECTORS_NAME)
-        return cls(path, store, vectors, enc)
+        return cls(path, store, vectors, enc, precision)
 
     @classmethod
-    def open(cls, path: str | os.PathLike | None = None, model: str | None = None, check: bool = True) -> "Index":
-        """Open an existing index. ``model``, when given, must be the one it was built with."""
+    def open(cls, path: str | os.PathLike | None = None, model: str | None = None, check: bool = True,
+             precision: str = "auto") -> "Index":
+        """Open an existing index. ``model``, when given, must be the one it was built with; its
+        weights run in ``precision`` (see ``models.PRECISIONS``)."""
         path = Path(path) if path else default_index_path()
         if not (path / DB_NAME).exists():
             raise IndexNotFound(f"No index at {path}. Create one with `search index PATHS` (or Index.create).")
@@ -127,16 +132,16 @@ class Index:
                 VectorIndex.recover(vectors_path, dimension, store.passage_ids())
             if not check:  # for repair: whatever can be read, else nothing
                 try:
-                    return cls(path, store, VectorIndex.load(vectors_path, dimension))
+                    return cls(path, store, VectorIndex.load(vectors_path, dimension), precision=precision)
                 except (IndexCorrupt, FileNotFoundError):
-                    return cls(path, store, VectorIndex(dimension))
+                    return cls(path, store, VectorIndex(dimension), precision=precision)
             if not vectors_path.exists():
                 raise IndexCorrupt(f"The vector file {vectors_path} is missing. Run `search index --repair`.")
             # A writer in another process may be between its commit and its rename: look again.
             for _ in range(1 if locked else 30):
                 vectors, ids = VectorIndex.load(vectors_path, dimension), store.passage_ids()
                 if np.array_equal(np.sort(vectors.ids()), ids):
-                    return cls(path, store, vectors)
+                    return cls(path, store, vectors, precision=precision)
                 time.sleep(0.1)
         raise IndexCorrupt(
             f"The index at {path} is inconsistent: {len(vectors)} vectors for {len(ids)} passages."
@@ -144,14 +149,16 @@ class Index:
         )
 
     @classmethod
-    def open_or_create(cls, path=None, model: str | None = None, encoder: str | None = None, **options) -> "Index":
+    def open_or_create(cls, path=None, model: str | None = None, encoder: str | None = None, precision: str = "auto",
+                       **options) -> "Index":
         path = Path(path) if path else default_index_path()
         if (path / DB_NAME).exists():
-            index = cls.open(path, model=model)
+            index = cls.open(path, model=model, precision=precision)
             if encoder and encoder != index.meta["encoder"]:
                 raise ModelMismatch(f"The index at {path} uses the {index.meta['encoder']} encoder, not {encoder}.")
             return index
-        return cls.create(path, model=model or DEFAULT_MODEL, encoder=encoder or "sentence-transformers", **options)
+        return cls.create(path, model=model or DEFAULT_MODEL, encoder=encoder or "sentence-transformers",
+                          precision=precision, **options)
 
     def close(self) -> None:
         self.store.close()
@@ -165,7 +172,7 @@ class Index:
     @property
     def encoder(self) -> Encoder:
         if self._encoder is None:
-            self._encoder = load_encoder(self.meta["model"], self.meta["encoder"])
+            self._encoder = load_encoder(self.meta["model"], self.meta["encoder"], precision=self.precision)
         return self._encoder
 
     @property

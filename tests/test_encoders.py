@@ -16,6 +16,16 @@ def test_both_encoders_agree_on_a_plain_bert(tiny_model):
     assert np.all(np.sum(st * mean, axis=1) > 0.999)
 
 
+@pytest.mark.parametrize("kind", ["sentence-transformers", "mean-pooling"])
+def test_bfloat16_weights_give_unit_vectors_close_to_float32(tiny_model, kind):
+    exact = load_encoder(tiny_model, kind, precision="float32").encode(TEXTS)
+    half = load_encoder(tiny_model, kind, precision="bfloat16")
+    vectors = half.encode(TEXTS)
+    assert half.precision == "bfloat16" and vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-6)
+    assert np.all(np.sum(exact * vectors, axis=1) > 0.99) and not np.array_equal(exact, vectors)
+
+
 def test_window_comes_from_the_model(tiny_model):
     assert MeanPoolingEncoder(tiny_model).max_tokens == 64
 

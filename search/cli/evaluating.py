@@ -33,9 +33,10 @@ def eval_group():
 @click.option("--encoder", type=click.Choice(ENCODER_KINDS), default="sentence-transformers", show_default=True)
 @click.option("--cache", type=click.Path(file_okay=False, path_type=Path),
               help="Keep each collection's index in this folder and reuse it next time.")
+@precision_option
 @json_option
 @handle_errors
-def eval_retrieval(collections, modes, model, encoder, cache, as_json):
+def eval_retrieval(collections, modes, model, encoder, cache, precision, as_json):
     """nDCG@10, Recall@100 and MAP on test collections (SMART, TREC or BEIR folders)."""
     import tempfile
 
@@ -47,9 +48,8 @@ def eval_retrieval(collections, modes, model, encoder, cache, as_json):
     with tempfile.TemporaryDirectory() as tmp:
         for folder in collections:
             collection = load_collection(folder)
-            slug = re.sub(r"\W+", "-", f"{collection.name}-{model}-{encoder}")
-            where = (cache or Path(tmp)) / slug
-            with Index.open_or_create(where, model=model, encoder=encoder) as idx:
+            with Index.open_or_create((cache or Path(tmp)) / re.sub(r"\W+", "-", f"{collection.name}-{model}-{encoder}"),
+                                      model=model, encoder=encoder, precision=precision) as idx:
                 if idx.stats()["documents"] != len(collection.documents):
                     index_collection(idx, collection, progress=show_progress(as_json))
                 for mode in modes:
