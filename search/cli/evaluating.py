@@ -13,8 +13,8 @@ from .common import (
     cli,
     echo_json,
     handle_errors,
-    precision_option,
     json_option,
+    precision_option,
     reader_option,
     show_progress,
 )
@@ -48,8 +48,9 @@ def eval_retrieval(collections, modes, model, encoder, cache, precision, as_json
     with tempfile.TemporaryDirectory() as tmp:
         for folder in collections:
             collection = load_collection(folder)
-            with Index.open_or_create((cache or Path(tmp)) / re.sub(r"\W+", "-", f"{collection.name}-{model}-{encoder}"),
-                                      model=model, encoder=encoder, precision=precision) as idx:
+            slug = re.sub(r"\W+", "-", f"{collection.name}-{model}-{encoder}")
+            where = (cache or Path(tmp)) / slug
+            with Index.open_or_create(where, model=model, encoder=encoder, precision=precision) as idx:
                 if idx.stats()["documents"] != len(collection.documents):
                     index_collection(idx, collection, progress=show_progress(as_json))
                 for mode in modes:

@@ -14,8 +14,8 @@ from .common import (
     filter_options,
     handle_errors,
     index_option,
-    precision_option,
     json_option,
+    precision_option,
     reader_option,
 )
 
