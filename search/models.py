@@ -199,7 +199,7 @@ PRECISIONS = ("auto", "float32", "bfloat16", "int8")
 
 def native_bfloat16() -> bool:
     """Whether this CPU has bfloat16 matrix instructions (AVX512-BF16 or AMX). There bfloat16 weights
-    run about 3.5x faster than float32 (see README); elsewhere bfloat16 is emulated and slower."""
+    run about twice as fast as float32 (see README); elsewhere bfloat16 is emulated and slower."""
     import torch
 
     try:
