@@ -358,7 +358,7 @@ class Enricher:
     def runner(self):
         """At index time the models run in bfloat16 on CPUs with bfloat16 instructions, else with int8
         linear layers, and classifiers read the first 128 tokens of a passage: that keeps enrichment
-        within the time of indexing itself (see README; int8 costs NER 0.5 F1 on CoNLL test, bfloat16 nothing)."""
+        within the time of indexing itself (see README; int8 costs NER 0.2 F1 on CoNLL test, bfloat16 nothing)."""
         precision = "bfloat16" if native_bfloat16() else "int8"
         if self.task == "ner":
             return EntityTagger(self.model or None, precision=precision)
