@@ -141,21 +141,32 @@ def fit(model, tokenizer, features: list[dict], collate: Callable, loss_of: Call
         scheduler.load_state_dict(saved["scheduler"])
         log(f"resumed at step {state['step']} (best dev {metric} so far {state['best']:.1f})")
 
+    since = {"loss": 0.0, "steps": 0, "time": time.monotonic()}  # since the last checkpoint
+
     def evaluate_and_save() -> None:
+        """Score, keep the best, checkpoint; log the mean training loss and the speed since the last time
+        (with a redirected log there is no progress bar)."""
+        pace = {"train_loss": since["loss"] / max(1, since["steps"]),
+                "s_per_step": (time.monotonic() - since["time"]) / max(1, since["steps"])}
+        since.update(loss=0.0, steps=0)
+        progress_line = (f"step {state['step']}/{total_steps}: train loss {pace['train_loss']:.3f}, "
+                         f"{pace['s_per_step']:.2f} s/step")
         model.eval()
         if evaluate is None:  # nothing to compare: the latest model is the one to use
             export_finetuned(model, tokenizer, recipe.base_model, output / "best",
                              {**card, "recipe": asdict(recipe), "step": state["step"]})
+            log(progress_line)
         else:
             scores = evaluate(model)
-            state["history"].append({"step": state["step"], **scores, "time": time.time()})
-            log(f"step {state['step']}: dev " + ", ".join(f"{k} {v:.1f}" for k, v in scores.items()))
+            state["history"].append({"step": state["step"], **scores, **pace, "time": time.time()})
+            log(f"{progress_line}; dev " + ", ".join(f"{k} {v:.1f}" for k, v in scores.items()))
             if scores[metric] > state["best"]:
                 state["best"] = scores[metric]
                 export_finetuned(model, tokenizer, recipe.base_model, output / "best",
                                  {**card, "recipe": asdict(recipe), "step": state["step"],
                                   **{f"dev_{k}": v for k, v in scores.items()}})
         _save_checkpoint(checkpoint, model, optimizer, scheduler, state)
+        since["time"] = time.monotonic()
         model.train()
 
     started = last_save = time.monotonic()
@@ -174,6 +185,8 @@ def fit(model, tokenizer, features: list[dict], collate: Callable, loss_of: Call
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             state["step"] += 1
+            since["loss"] += loss.item()
+            since["steps"] += 1
             bar.update(1)
             bar.set_postfix(loss=f"{loss.item():.3f}")
             done = state["step"] >= total_steps

@@ -59,6 +59,8 @@ def test_training_runs_resumes_and_exports(squad_file, tiny_model, tmp_path):
     state = train_reader(squad_file, tmp_path / "run", recipe, dev=squad_file, progress=False, log=logs.append)
     assert any("resumed at step 1" in line for line in logs)
     assert state["step"] == 4 and len(state["history"]) == 2  # 2 batches per epoch, 2 epochs
+    assert any(line.startswith("step 4/4: train loss ") and "s/step; dev f1" in line for line in logs)
+    assert all(h["train_loss"] > 0 and h["s_per_step"] > 0 for h in state["history"])
     reader = Reader(str(tmp_path / "run" / "best"))
     answers = reader.read("When was BERT published?", [SQUAD["data"][0]["paragraphs"][0]["context"]])
     assert answers and answers[0].text in SQUAD["data"][0]["paragraphs"][0]["context"]
