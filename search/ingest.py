@@ -75,16 +75,15 @@ def load_text(path: Path, data: bytes, options: RowOptions) -> list[Document]:
 
 
 def load_html(path: Path, data: bytes, options: RowOptions) -> list[Document]:
-    from bs4 import BeautifulSoup
+    """Visible text: each block element (paragraph, heading, list item, ...) its own paragraph,
+    inline elements (links, code, emphasis) kept inside their sentence; no scripts or styles."""
+    import html_text
 
-    soup = BeautifulSoup(_decode(data), "html.parser")
-    for tag in soup(["script", "style", "noscript", "template"]):
-        tag.decompose()
-    title = soup.title.get_text(" ", strip=True) if soup.title else ""
-    if soup.title:
-        soup.title.decompose()
-    lines = (" ".join(line.split()) for line in soup.get_text("\n").splitlines())
-    text = "\n".join(line for line in lines if line)
+    tree = html_text.parse_html(_decode(data))  # lxml in recovery mode, as browsers read broken HTML
+    title = " ".join((tree.findtext(".//title") or "").split())
+    for element in tree.iter("title"):
+        element.drop_tree()
+    text = html_text.extract_text(tree)
     if not text:
         raise UnreadableFile("no text in the HTML")
     return [Document(path=str(path), text=text, title=title or first_line_title(text, path.stem))]

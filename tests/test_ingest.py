@@ -29,6 +29,19 @@ def test_html_strips_markup_and_scripts(corpus):
     assert doc.text == "A plant turns sun light and water into energy."
 
 
+def test_html_blocks_are_paragraphs_and_inline_elements_stay_in_their_sentence(tmp_path):
+    from search.passages import sentence_starts
+
+    path = tmp_path / "page.html"
+    path.write_text("<nav><a href='/'>Home</a></nav><h1>FAISS</h1>\n<p>The simplest index, <code>IndexFlatIP</code>,\n"
+                    "compares <b>every</b> vector.</p><ul><li>one</li><li>two</li></ul>")
+    (doc,) = load_file(path)
+    assert doc.text == "Home\n\nFAISS\n\nThe simplest index, IndexFlatIP, compares every vector.\n\none\ntwo"
+    assert doc.title == "Home"  # no <title>: the first line
+    sentences = [doc.text[s:].split("\n")[0] for s in sentence_starts(doc.text)]
+    assert sentences[:3] == ["Home", "FAISS", "The simplest index, IndexFlatIP, compares every vector."]
+
+
 def test_pdf_keeps_pages(tmp_path):
     path = make_pdf(tmp_path / "two.pdf", ["Page one talks about cats.", "Page two talks about dogs."])
     (doc,) = load_file(path)
