@@ -2,7 +2,8 @@
 
 Two encoders with one interface: ``SentenceTransformerEncoder`` (the default) and
 ``MeanPoolingEncoder`` (attention-mask-weighted mean of any transformers ``AutoModel``'s last
-hidden state). Both load lazily: the tokenizer alone is enough to split passages.
+hidden state). A sentence-transformers folder that is just that (all-MiniLM-L6-v2 is) runs as a
+``MeanPoolingEncoder``. Both load lazily: the tokenizer alone is enough to split passages.
 """
 
 from __future__ import annotations
@@ -77,26 +78,34 @@ class _Base:
         return f"{type(self).__name__}({self.model_name!r})"
 
 
-class SentenceTransformerEncoder(_Base):
-    kind = "sentence-transformers"
+def _is_mean_pooling_folder(path: str) -> bool:
+    """Whether sentence-transformers would encode with ``path`` as a transformer, mean pooling and
+    (optionally) normalisation, with no prompt and no tokenizer options: then transformers alone
+    gives the same vectors. A local model folder without modules.json counts (sentence-transformers
+    adds mean pooling to it); a hub id does not."""
+    folder = Path(path)
+    if not (folder / "config.json").is_file():
+        return False
+    if not (folder / "modules.json").is_file():
+        return True
+    try:
+        modules = json.loads((folder / "modules.json").read_text())
+        types = [m["type"].rsplit(".", 1)[-1] for m in modules]
+        pooling = json.loads((folder / modules[1]["path"] / "config.json").read_text())
+        settings = _json_or_empty(folder / "config_sentence_transformers.json")
+        window = _json_or_empty(folder / "sentence_bert_config.json")
+    except (OSError, ValueError, LookupError, TypeError, AttributeError):
+        return False
+    modes = {k for k, v in pooling.items() if k.startswith("pooling_mode") and v}
+    return (types in (["Transformer", "Pooling"], ["Transformer", "Pooling", "Normalize"])
+            and modules[0].get("path") == "" and modes == {"pooling_mode_mean_tokens"}
+            and pooling.get("include_prompt", True) and not settings.get("prompts")
+            and not settings.get("default_prompt_name") and set(window) <= {"max_seq_length", "do_lower_case"}
+            and not window.get("do_lower_case"))
 
-    @cached_property
-    def model(self):
-        from sentence_transformers import SentenceTransformer
 
-        model = SentenceTransformer(self.path, device=self.device)
-        model.max_seq_length = self.max_tokens
-        return to_precision(model, self.precision)
-
-    @cached_property
-    def dimension(self) -> int:
-        model = self.model
-        get = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
-        return int(get())
-
-    def encode(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
-        vectors = self.model.encode(list(texts), batch_size=batch_size, convert_to_numpy=True, show_progress_bar=False)
-        return _unit_rows(np.asarray(vectors, dtype=np.float32).reshape(len(texts), -1))
+def _json_or_empty(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.is_file() else {}
 
 
 class MeanPoolingEncoder(_Base):
@@ -129,6 +138,42 @@ class MeanPoolingEncoder(_Base):
             mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
             out[chunk] = ((hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)).cpu().numpy()
         return _unit_rows(out)
+
+
+class SentenceTransformerEncoder(MeanPoolingEncoder):
+    """A sentence-transformers model. When the folder is a transformer with mean pooling, as
+    all-MiniLM-L6-v2 is, it runs on transformers alone (``MeanPoolingEncoder``): the same vectors,
+    and a command that encodes a query starts about 2 s sooner, without sentence-transformers' imports."""
+
+    kind = "sentence-transformers"
+
+    @cached_property
+    def mean_pooling(self) -> bool:
+        return _is_mean_pooling_folder(self.path)
+
+    @cached_property
+    def model(self):
+        if self.mean_pooling:
+            return super().model
+        from sentence_transformers import SentenceTransformer
+
+        model = SentenceTransformer(self.path, device=self.device)
+        model.max_seq_length = self.max_tokens
+        return to_precision(model, self.precision)
+
+    @cached_property
+    def dimension(self) -> int:
+        if self.mean_pooling:
+            return super().dimension
+        model = self.model
+        get = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+        return int(get())
+
+    def encode(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
+        if self.mean_pooling:
+            return super().encode(texts, batch_size)
+        vectors = self.model.encode(list(texts), batch_size=batch_size, convert_to_numpy=True, show_progress_bar=False)
+        return _unit_rows(np.asarray(vectors, dtype=np.float32).reshape(len(texts), -1))
 
 
 def _unit_rows(vectors: np.ndarray) -> np.ndarray:

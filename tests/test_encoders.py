@@ -1,3 +1,8 @@
+import json
+import shutil
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -8,12 +13,51 @@ from search.models import resolve_model
 TEXTS = ["BERT was published in 2018.", "The cat sat on the mat.", "A much longer text about search " * 20]
 
 
-def test_both_encoders_agree_on_a_plain_bert(tiny_model):
-    st = SentenceTransformerEncoder(tiny_model).encode(TEXTS)
-    mean = MeanPoolingEncoder(tiny_model).encode(TEXTS)
-    assert st.shape == mean.shape == (3, 32) and st.dtype == np.float32
-    np.testing.assert_allclose(np.linalg.norm(mean, axis=1), 1.0, rtol=1e-5)
-    assert np.all(np.sum(st * mean, axis=1) > 0.999)
+def _sentence_transformers_vectors(folder, texts=TEXTS):
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(str(folder), device="cpu").encode(texts, normalize_embeddings=True)
+
+
+def test_a_mean_pooling_folder_gives_the_vectors_of_sentence_transformers(tiny_model):
+    encoder = SentenceTransformerEncoder(tiny_model, precision="float32")
+    vectors = encoder.encode(TEXTS)
+    assert encoder.mean_pooling and vectors.shape == (3, 32) and vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(vectors, _sentence_transformers_vectors(tiny_model), atol=1e-5)
+    np.testing.assert_allclose(vectors, MeanPoolingEncoder(tiny_model, precision="float32").encode(TEXTS), atol=1e-6)
+
+
+def _sentence_transformers_folder(tiny_model, folder, pooling: str):
+    """``tiny_model`` as a sentence-transformers folder of the format all-MiniLM-L6-v2 ships in."""
+    shutil.copytree(tiny_model, folder)
+    (folder / "1_Pooling").mkdir()
+    flags = {f"pooling_mode_{mode}": mode == pooling for mode in ("cls_token", "mean_tokens", "max_tokens")}
+    (folder / "1_Pooling" / "config.json").write_text(json.dumps({"word_embedding_dimension": 32, **flags}))
+    (folder / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": 64, "do_lower_case": False}))
+    modules = [("", "Transformer"), ("1_Pooling", "Pooling"), ("2_Normalize", "Normalize")]
+    (folder / "modules.json").write_text(json.dumps(
+        [{"idx": i, "name": str(i), "path": path, "type": f"sentence_transformers.models.{kind}"}
+         for i, (path, kind) in enumerate(modules)]))
+    return folder
+
+
+@pytest.mark.parametrize("pooling", ["mean_tokens", "cls_token"])
+def test_only_mean_pooling_folders_skip_sentence_transformers(tiny_model, tmp_path, pooling):
+    folder = _sentence_transformers_folder(tiny_model, tmp_path / pooling, pooling)
+    encoder = SentenceTransformerEncoder(str(folder), precision="float32")
+    assert encoder.mean_pooling == (pooling == "mean_tokens")
+    np.testing.assert_allclose(encoder.encode(TEXTS), _sentence_transformers_vectors(folder), atol=1e-5)
+
+
+def test_a_folder_in_another_format_runs_on_sentence_transformers(tiny_model, tmp_path):
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
+
+    SentenceTransformer(modules=[Transformer(tiny_model), Pooling(32, pooling_mode="mean")]).save(str(tmp_path / "st"))
+    encoder = SentenceTransformerEncoder(str(tmp_path / "st"), precision="float32")
+    assert not encoder.mean_pooling  # a format this module does not read: sentence-transformers does
+    np.testing.assert_allclose(encoder.encode(TEXTS), _sentence_transformers_vectors(tmp_path / "st"), atol=1e-5)
 
 
 @pytest.mark.parametrize("kind", ["sentence-transformers", "mean-pooling"])
@@ -45,10 +89,12 @@ def test_missing_model_error_says_what_was_tried(tmp_path):
 
 
 @pytest.mark.integration
-def test_minilm_encoders_agree(minilm):
-    st = load_encoder("all-MiniLM-L6-v2", "sentence-transformers").encode(TEXTS)
-    mean = load_encoder("minilm", "mean-pooling").encode(TEXTS)
-    assert st.shape == (3, 384)
-    assert np.all(np.sum(st * mean, axis=1) > 0.999)
-    similar = st[0] @ load_encoder(minilm).encode(["When was BERT released?"])[0]
-    assert similar > st[1] @ st[0]
+def test_minilm_runs_without_importing_sentence_transformers(minilm):
+    code = ("import sys; from search.encoders import load_encoder; "
+            "v = load_encoder('minilm', precision='float32').encode(sys.argv[1:]); "
+            "assert 'sentence_transformers' not in sys.modules; sys.stdout.buffer.write(v.tobytes())")
+    out = subprocess.run([sys.executable, "-c", code, *TEXTS], capture_output=True, check=True).stdout
+    vectors = np.frombuffer(out, dtype=np.float32).reshape(3, 384)
+    np.testing.assert_allclose(vectors, _sentence_transformers_vectors(minilm), atol=1e-5)
+    similar = vectors[0] @ load_encoder(minilm).encode(["When was BERT released?"])[0]
+    assert similar > vectors[1] @ vectors[0]
