@@ -185,10 +185,11 @@ def fit(model, tokenizer, features: list[dict], collate: Callable, loss_of: Call
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             state["step"] += 1
-            since["loss"] += loss.item()
+            value = loss.item()
+            since["loss"] += value
             since["steps"] += 1
             bar.update(1)
-            bar.set_postfix(loss=f"{loss.item():.3f}")
+            bar.set_postfix(loss=f"{value:.3f}")
             done = state["step"] >= total_steps
             out_of_time = max_minutes is not None and time.monotonic() - started > 60 * max_minutes
             if done or out_of_time or time.monotonic() - last_save > 60 * checkpoint_minutes:
