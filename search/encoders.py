@@ -143,7 +143,8 @@ class MeanPoolingEncoder(_Base):
 class SentenceTransformerEncoder(MeanPoolingEncoder):
     """A sentence-transformers model. When the folder is a transformer with mean pooling, as
     all-MiniLM-L6-v2 is, it runs on transformers alone (``MeanPoolingEncoder``): the same vectors,
-    and a command that encodes a query starts about 2 s sooner, without sentence-transformers' imports."""
+    without importing sentence-transformers, which every cold ``search query`` paid (about 1.3 s,
+    benches/bench_cold_start.py)."""
 
     kind = "sentence-transformers"
 
