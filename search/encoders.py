@@ -34,13 +34,14 @@ class Encoder(Protocol):
     def encode(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray: ...
 
 
+def _json_or_empty(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
 def _configured_max_length(path: str) -> int | None:
     """The window a sentence-transformers folder declares (sentence_bert_config.json)."""
-    config = Path(path) / "sentence_bert_config.json"
-    if config.is_file():
-        value = json.loads(config.read_text()).get("max_seq_length")
-        return int(value) if value else None
-    return None
+    value = _json_or_empty(Path(path) / "sentence_bert_config.json").get("max_seq_length")
+    return int(value) if value else None
 
 
 def _quiet_transformers() -> None:
@@ -102,10 +103,6 @@ def _is_mean_pooling_folder(path: str) -> bool:
             and pooling.get("include_prompt", True) and not settings.get("prompts")
             and not settings.get("default_prompt_name") and set(window) <= {"max_seq_length", "do_lower_case"}
             and not window.get("do_lower_case"))
-
-
-def _json_or_empty(path: Path) -> dict:
-    return json.loads(path.read_text()) if path.is_file() else {}
 
 
 class MeanPoolingEncoder(_Base):
