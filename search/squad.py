@@ -82,3 +82,57 @@ def score_predictions(examples: list[QAExample], predictions: dict[str, str]) ->
         f1 += max(f1_score(prediction, t) for t in truths)
     n = max(len(examples), 1)
     return {"exact_match": 100 * em / n, "f1": 100 * f1 / n, "questions": len(examples)}
+
+
+# --- unanswerable questions (SQuAD 2.0 style) -------------------------------------------------------
+
+_WORD = re.compile(r"\w+")
+
+
+def _content_words(text: str) -> set[str]:
+    from .store import STOPWORDS
+
+    return {w for w in _WORD.findall(text.lower()) if w not in STOPWORDS}
+
+
+def unanswerable_examples(examples: list[QAExample], rate: float = 0.5, random_share: float = 1 / 3,
+                          seed: int = 13) -> list[QAExample]:
+    """Questions paired with a paragraph of their own article that does not hold any of their answers.
+
+    A share ``rate`` of the questions get one such pair: usually the paragraph that shares the most
+    content words with the question (a near miss, as retrieval would find it), else (``random_share``)
+    a random one. Paragraphs that contain a gold answer's text are never used.
+    """
+    import random
+
+    rng = random.Random(seed)
+    by_title: dict[str, list[str]] = collections.defaultdict(list)
+    for ex in examples:
+        if not by_title[ex.title] or by_title[ex.title][-1] != ex.context:
+            by_title[ex.title].append(ex.context)
+    contexts = {c for found in by_title.values() for c in found}
+    words = {c: _content_words(c) for c in contexts}
+    normalized = {c: normalize_answer(c) for c in contexts}
+    out = []
+    for ex in examples:
+        if rng.random() >= rate:
+            continue
+        answers = [normalize_answer(a) for a in ex.answers]
+        others = [c for c in dict.fromkeys(by_title[ex.title])
+                  if c != ex.context and not any(a and a in normalized[c] for a in answers)]
+        if not others:
+            continue
+        if rng.random() < random_share:
+            context = rng.choice(others)
+        else:
+            question = _content_words(ex.question)
+            context = max(others, key=lambda c: len(question & words[c]))
+        out.append(QAExample(id=ex.id + "-unanswerable", question=ex.question, context=context, title=ex.title))
+    return out
+
+
+def split_articles(examples: list[QAExample], held_out: int) -> tuple[list[QAExample], list[QAExample]]:
+    """The examples of all articles but the last ``held_out``, and those of the last ``held_out``."""
+    titles = list(dict.fromkeys(ex.title for ex in examples))
+    kept = set(titles[len(titles) - held_out:]) if held_out else set()
+    return [ex for ex in examples if ex.title not in kept], [ex for ex in examples if ex.title in kept]

@@ -18,8 +18,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-from .models import DEFAULT_MODEL, export_finetuned, load_finetuned, resolve_model
-from .squad import QAExample, load_squad, score_predictions
+from .models import DEFAULT_MODEL, export_finetuned, load_finetuned, native_bfloat16, resolve_model
+from .squad import QAExample, load_squad, score_predictions, split_articles, unanswerable_examples
 
 if TYPE_CHECKING:
     from .enrich import Sentence
@@ -37,7 +37,7 @@ class Recipe:
     stride: int = 96  # reader only: tokens shared by consecutive windows
     seed: int = 13
     freeze_word_embeddings: bool = True
-    bf16: bool = True
+    bf16: bool | None = None  # bf16 autocast; None: only on CPUs with bfloat16 instructions (else 12x slower)
 
 
 
@@ -169,6 +169,7 @@ def fit(model, tokenizer, features: list[dict], collate: Callable, loss_of: Call
         since["time"] = time.monotonic()
         model.train()
 
+    bf16 = native_bfloat16() if recipe.bf16 is None else recipe.bf16
     started = last_save = time.monotonic()
     model.train()
     bar = tqdm(total=total_steps, initial=state["step"], desc="Training", unit="step", disable=not progress)
@@ -176,7 +177,7 @@ def fit(model, tokenizer, features: list[dict], collate: Callable, loss_of: Call
         epoch, position = divmod(state["step"], steps_per_epoch)
         for indices in bucketed_batches(lengths, recipe.batch_size, recipe.seed + epoch)[position:]:
             inputs, labels = collate(features, indices)
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=recipe.bf16):
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
                 out = model(**inputs)
             loss = loss_of(out, labels)
             loss.backward()
@@ -226,7 +227,8 @@ def _cross_entropy(logits, labels):
 
 def train_features(tokenizer, examples: list[QAExample], max_length: int, stride: int,
                    chunk: int = 1000) -> list[dict]:
-    """Tokenized windows with the token positions of the first gold answer (0, 0 when outside).
+    """Tokenized windows with the token positions of the first gold answer (0, 0, the [CLS] token, when
+    it is outside the window or the question has no answer).
 
     Tokenized ``chunk`` questions at a time and kept as numpy arrays: all of SQuAD at once peaked
     at 5.9 GB (the tokenizer's offsets and Python ints); this way, 0.65 GB.
@@ -242,9 +244,8 @@ def train_features(tokenizer, examples: list[QAExample], max_length: int, stride
         )
         for i, ids in enumerate(encoded["input_ids"]):
             example = part[encoded["overflow_to_sample_mapping"][i]]
-            if not example.answers:
-                continue
-            start, end = _answer_tokens(example, encoded.sequence_ids(i), encoded["offset_mapping"][i])
+            start, end = (_answer_tokens(example, encoded.sequence_ids(i), encoded["offset_mapping"][i])
+                          if example.answers else (0, 0))
             features.append({"input_ids": np.array(ids, dtype=np.int32),
                              "token_type_ids": np.array(encoded["token_type_ids"][i], dtype=np.int8),
                              "start": start, "end": end})
@@ -273,11 +274,15 @@ def evaluate_reader(reader, examples: list[QAExample]) -> dict[str, float]:
 
 
 def train_reader(data: str | Path, output: str | Path, recipe: Recipe | None = None,
-                 dev: str | Path | None = None, dev_questions: int = 600, init: str | None = None, **loop) -> dict:
+                 dev: str | Path | None = None, dev_questions: int = 600, init: str | None = None,
+                 unanswerable: float = 0.0, held_out_articles: int = 0, **loop) -> dict:
     """Fine-tune ``recipe.base_model`` for extractive QA on the SQuAD-format file ``data``.
 
     ``init`` starts from an existing reader folder instead of the base model (when there is no
-    checkpoint to resume). ``loop`` options go to ``fit`` (checkpoint_minutes, max_minutes, progress, log).
+    checkpoint to resume). ``unanswerable`` adds that many unanswerable pairs per question
+    (``squad.unanswerable_examples``), which teach the [CLS] token to score "no answer".
+    ``held_out_articles`` leaves the file's last articles out of training (to calibrate on).
+    ``loop`` options go to ``fit`` (checkpoint_minutes, max_minutes, progress, log).
     """
     import torch
     from transformers import AutoModelForQuestionAnswering
@@ -286,7 +291,10 @@ def train_reader(data: str | Path, output: str | Path, recipe: Recipe | None = N
 
     recipe = recipe or Recipe()
     tokenizer, model = _start(recipe, init, AutoModelForQuestionAnswering)
-    features = train_features(tokenizer, load_squad(data), recipe.max_length, recipe.stride)
+    examples, _ = split_articles(load_squad(data), held_out_articles)
+    if unanswerable:
+        examples += unanswerable_examples(examples, unanswerable, seed=recipe.seed)
+    features = train_features(tokenizer, examples, recipe.max_length, recipe.stride)
     dev_examples = load_squad(dev)[:dev_questions] if dev else []
 
     def collate(feats, indices):

@@ -85,3 +85,46 @@ def test_training_windows_point_at_the_answer_in_any_chunking(squad_file, minilm
     whole = train_features(tokenizer, examples, max_length=16, stride=4)
     assert [(f["input_ids"].tolist(), f["start"], f["end"]) for f in features] == \
            [(f["input_ids"].tolist(), f["start"], f["end"]) for f in whole]
+
+
+def test_unanswerable_pairs_use_paragraphs_of_the_same_article_without_the_answer(squad_file, tmp_path):
+    from search.squad import split_articles, unanswerable_examples
+
+    examples = load_squad(squad_file)
+    pairs = unanswerable_examples(examples, rate=1.0)
+    # q1 and q2 get the cat paragraph (the only other one); q3 gets the BERT paragraph.
+    assert {p.id: p.context[:7] for p in pairs} == {"q1-unanswerable": "The cat", "q2-unanswerable": "The cat",
+                                                    "q3-unanswerable": "BERT wa"}
+    assert all(not p.answers for p in pairs)
+    assert unanswerable_examples(examples, rate=0.0) == []
+    other = dict(SQUAD, data=SQUAD["data"] + [{"title": "U", "paragraphs": [SQUAD["data"][0]["paragraphs"][1]]}])
+    kept, held_out = split_articles(load_squad_json(other, tmp_path), 1)
+    assert {e.title for e in kept} == {"T"} and {e.title for e in held_out} == {"U"}
+
+
+def test_a_paragraph_holding_the_answer_text_is_never_an_unanswerable_pair(tmp_path):
+    from search.squad import unanswerable_examples
+
+    data = {"data": [{"title": "T", "paragraphs": [
+        {"context": "BERT was published in 2018.", "qas": [
+            {"id": "q1", "question": "When was BERT published?", "answers": [{"text": "2018", "answer_start": 22}]}]},
+        {"context": "In 2018 many models appeared.", "qas": []},
+    ]}]}
+    assert unanswerable_examples(load_squad_json(data, tmp_path), rate=1.0) == []
+
+
+def test_training_windows_of_unanswerable_questions_point_at_cls(squad_file, tiny_model):
+    from transformers import AutoTokenizer
+
+    from search.squad import unanswerable_examples
+    from search.training import train_features
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    pairs = unanswerable_examples(load_squad(squad_file), rate=1.0)
+    features = train_features(tokenizer, pairs, max_length=64, stride=16)
+    assert len(features) >= len(pairs) and all(f["start"] == f["end"] == 0 for f in features)
+
+
+def load_squad_json(data, folder):
+    (folder / "data.json").write_text(json.dumps(data))
+    return load_squad(folder / "data.json")

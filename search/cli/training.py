@@ -67,6 +67,10 @@ def train():
 @recipe_options(epochs=2.0, learning_rate=1e-4, max_length=256)
 @click.option("--stride", default=96, show_default=True, help="Tokens shared by consecutive windows of a long passage.")
 @click.option("--dev-questions", default=600, show_default=True)
+@click.option("--unanswerable", default=0.0, show_default=True,
+              help="Unanswerable pairs per question (a paragraph of the same article without the answer) to teach 'no answer'.")
+@click.option("--held-out-articles", default=0, show_default=True,
+              help="Leave the data's last N articles out of training (to calibrate the no-answer score on).")
 def train_reader_command(**options):
     """An extractive QA reader, on a SQuAD-format file."""
     from ..training import train_reader
