@@ -31,7 +31,7 @@ def run(folder: Path, enrich: str | None, warm_from: Index | None = None) -> tup
         index._encoder = warm_from._encoder
         if enrich:
             index.set_enrichers(enrich)
-            index._enrichers = warm_from.enrichers
+            index.enrichers = warm_from.enrichers
     report = index.add_paths([ROOT / "index_data"], enrich=None if warm_from else enrich)
     seconds = time.perf_counter() - started
     index.close()

@@ -27,7 +27,8 @@ import numpy as np  # noqa: E402
 
 from search import Index  # noqa: E402
 from search.evaluation import load_collection  # noqa: E402
-from search.models import resolve_model, resolve_precision  # noqa: E402
+from search.models import resolve_model  # noqa: E402
+from search.precision import resolve_precision  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -20,9 +20,10 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from tqdm import tqdm  # noqa: E402
 
-from search.evaluation import _paragraph_index  # noqa: E402
+from search.evaluation import paragraph_index  # noqa: E402
 from search.reader import Reader, answers_from_hits  # noqa: E402
-from search.squad import load_squad, score_predictions  # noqa: E402
+from search.metrics import score_predictions  # noqa: E402
+from search.squad import load_squad  # noqa: E402
 
 
 class CachedReader(Reader):
@@ -51,7 +52,7 @@ def main() -> None:
 
     weights = [float(w) for w in args.weights.split(",")]
     examples = load_squad(args.data)
-    index = _paragraph_index(examples, args.cache, progress=True)
+    index = paragraph_index(examples, args.cache, progress=True)
     reader = CachedReader(args.reader)
     predictions: dict[float, dict[str, str]] = {w: {} for w in weights}
     for ex in tqdm(examples[: args.limit], desc="Answering"):

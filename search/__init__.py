@@ -9,8 +9,8 @@ The public API::
             print(hit.score, hit.path, hit.text)
 """
 
+from .classification import Label, TextClassifier
 from .encoders import MeanPoolingEncoder, SentenceTransformerEncoder, load_encoder
-from .enrich import Entity, EntityTagger, Label, TextClassifier
 from .errors import (
     IndexCorrupt,
     IndexNotFound,
@@ -19,12 +19,14 @@ from .errors import (
     SearchError,
     UnreadableFile,
 )
-from .index import Index, IndexReport, default_index_path
+from .filters import EntityFilter, Filter, LabelFilter
+from .index import Index, default_index_path
 from .ingest import Document, RowOptions
 from .passages import Passage, split_passages
 from .reader import Answer, FoundAnswer, Reader
 from .retrieval import Hit
-from .store import EntityFilter, Filter, LabelFilter
+from .tagging import Entity, EntityTagger
+from .writer import IndexReport
 
 __all__ = [
     "Answer", "FoundAnswer", "Reader", "Document", "Entity", "EntityFilter", "EntityTagger", "Label", "LabelFilter",

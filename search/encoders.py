@@ -15,7 +15,8 @@ from typing import Protocol, Sequence
 
 import numpy as np
 
-from .models import DEFAULT_MODEL, resolve_model, resolve_precision, to_precision
+from .models import DEFAULT_MODEL, quiet_transformers, resolve_model
+from .precision import resolve_precision, to_precision
 
 
 class Encoder(Protocol):
@@ -44,14 +45,6 @@ def _configured_max_length(path: str) -> int | None:
     return int(value) if value else None
 
 
-def _quiet_transformers() -> None:
-    """No per-load progress bars or warnings from transformers: the caller shows its own progress."""
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()
-    hf_logging.set_verbosity_error()
-
-
 class _Base:
     kind = ""
 
@@ -60,7 +53,7 @@ class _Base:
         self.path = resolve_model(model)
         self.device = device
         self.precision = resolve_precision(precision)
-        _quiet_transformers()
+        quiet_transformers()
 
     @cached_property
     def tokenizer(self):
@@ -186,7 +179,7 @@ ENCODERS = {cls.kind: cls for cls in (SentenceTransformerEncoder, MeanPoolingEnc
 def load_encoder(model: str = DEFAULT_MODEL, kind: str = "sentence-transformers", device: str = "cpu",
                  precision: str = "auto") -> Encoder:
     """An encoder of ``kind`` (one of ENCODERS) for ``model`` (alias, folder or hub id), its weights in
-    ``precision`` (see ``models.PRECISIONS``)."""
+    ``precision`` (see ``precision.PRECISIONS``)."""
     try:
         cls = ENCODERS[kind]
     except KeyError:

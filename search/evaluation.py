@@ -1,16 +1,19 @@
-"""Retrieval evaluation: test-collection loaders (SMART, TREC, BEIR) and nDCG@10, Recall@100, MAP."""
+"""Evaluation runners: retrieval on test collections (SMART, TREC, BEIR), QA on SQuAD-format files,
+NER on CoNLL files, classifiers on labelled files. The scores themselves are in ``metrics``; training
+scores its dev sets with the same functions."""
 
 from __future__ import annotations
 
 import csv
 import json
-import math
 import re
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import SearchError
+from .metrics import accuracy, score_entities, score_predictions, score_run
 
 
 @dataclass
@@ -146,41 +149,7 @@ def load_collection(folder: str | Path) -> Collection:
     )
 
 
-# --- metrics ------------------------------------------------------------------------------------
-
-def ndcg_at(ranked: list[str], qrels: dict[str, int], k: int = 10) -> float:
-    dcg = sum(qrels.get(d, 0) / math.log2(i + 2) for i, d in enumerate(ranked[:k]))
-    ideal = sorted(qrels.values(), reverse=True)[:k]
-    idcg = sum(g / math.log2(i + 2) for i, g in enumerate(ideal))
-    return dcg / idcg if idcg > 0 else 0.0
-
-
-def recall_at(ranked: list[str], qrels: dict[str, int], k: int = 100) -> float:
-    return len(set(ranked[:k]) & set(qrels)) / len(qrels) if qrels else 0.0
-
-
-def average_precision(ranked: list[str], qrels: dict[str, int]) -> float:
-    hits, total = 0, 0.0
-    for i, d in enumerate(ranked):
-        if d in qrels:
-            hits += 1
-            total += hits / (i + 1)
-    return total / len(qrels) if qrels else 0.0
-
-
-def score_run(run: dict[str, list[str]], qrels: dict[str, dict[str, int]]) -> dict[str, float]:
-    """Mean nDCG@10, Recall@100 and MAP (over the ranked lists given, cut at 100) of a run."""
-    queries = [q for q in run if qrels.get(q)]
-    if not queries:
-        return {"ndcg@10": 0.0, "recall@100": 0.0, "map": 0.0, "queries": 0}
-    mean = lambda f: sum(f(run[q][:100], qrels[q]) for q in queries) / len(queries)  # noqa: E731
-    return {
-        "ndcg@10": mean(ndcg_at), "recall@100": mean(recall_at), "map": mean(average_precision),
-        "queries": len(queries),
-    }
-
-
-# --- runner ---------------------------------------------------------------------------------------
+# --- retrieval ------------------------------------------------------------------------------------
 
 def index_collection(index, collection: Collection, progress: bool = False):
     """Add the collection's documents to ``index`` (ids kept as document paths)."""
@@ -206,7 +175,59 @@ def evaluate_retrieval(index, collection: Collection, mode: str = "hybrid", **op
     return scores
 
 
+def evaluate_collections(folders, modes=("lexical", "dense", "hybrid"), model: str | None = None,
+                         encoder: str = "sentence-transformers", cache: str | Path | None = None,
+                         precision: str = "auto", progress: bool = False) -> list[dict]:
+    """One row of scores per collection folder and mode. Each collection is indexed with ``model``
+    in ``cache`` (reused when it holds all the collection's documents), else in a temporary folder."""
+    from .index import Index
+    from .models import DEFAULT_MODEL
+
+    model = model or DEFAULT_MODEL
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for folder in folders:
+            collection = load_collection(folder)
+            slug = re.sub(r"\W+", "-", f"{collection.name}-{model}-{encoder}")
+            with Index.open_or_create(Path(cache or tmp) / slug, model=model, encoder=encoder, precision=precision) as index:
+                if index.stats()["documents"] != len(collection.documents):
+                    index_collection(index, collection, progress=progress)
+                for mode in modes:
+                    rows.append({"collection": collection.name, "mode": mode, **evaluate_retrieval(index, collection, mode)})
+    return rows
+
+
 # --- question answering ---------------------------------------------------------------------------
+
+def reader_predictions(reader, examples) -> dict[str, str]:
+    """The reader's best answer to each example's question in its gold paragraph ("" for none)."""
+    predictions = {}
+    for ex in examples:
+        answers = reader.read(ex.question, [ex.context], top_k=1)
+        predictions[ex.id] = answers[0].text if answers else ""
+    return predictions
+
+
+def open_predictions(index, reader, examples, k: int = 5, **ask_options) -> dict[str, str]:
+    """The first answer of ``Index.ask``-style retrieval and reading to each example's question."""
+    from .reader import answers_from_hits
+
+    predictions = {}
+    for ex in examples:
+        found = answers_from_hits(reader, ex.question, index.search(ex.question, k=k), answers=1, **ask_options)
+        predictions[ex.id] = found[0].text if found else ""
+    return predictions
+
+
+def _timed(function, *args, **kwargs):
+    started = time.perf_counter()
+    return function(*args, **kwargs), time.perf_counter() - started
+
+
+def evaluate_reader(reader, examples) -> dict[str, float]:
+    """EM/F1 with the gold paragraph given (reader-only)."""
+    return score_predictions(examples, reader_predictions(reader, examples))
+
 
 def evaluate_qa(data, reader, modes=("reader",), limit: int | None = None, k: int = 5, progress: bool = False,
                 index_folder: str | Path | None = None, **ask_options) -> list[dict]:
@@ -216,36 +237,27 @@ def evaluate_qa(data, reader, modes=("reader",), limit: int | None = None, k: in
     ``index_folder``, reused when it holds them, else a temporary folder) and answers through
     retrieval over ``k`` passages. ``ask_options`` go to ``answers_from_hits``.
     """
-    import tempfile
-
     from tqdm.auto import tqdm
 
-    from .reader import answers_from_hits
-    from .squad import load_squad, score_predictions
+    from .squad import load_squad
 
     all_examples = load_squad(data)
     examples = all_examples[:limit]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for mode in modes:
-            index = _paragraph_index(all_examples, Path(index_folder or tmp), progress) if mode == "open" else None
-            predictions, started = {}, time.perf_counter()
-            for ex in tqdm(examples, desc=f"Answering ({mode})", disable=not progress):
-                if index is None:
-                    found = reader.read(ex.question, [ex.context], top_k=1)
-                else:
-                    hits = index.search(ex.question, k=k)
-                    found = answers_from_hits(reader, ex.question, hits, answers=1, **ask_options)
-                predictions[ex.id] = found[0].text if found else ""
-            seconds = time.perf_counter() - started
-            if index is not None:
-                index.close()
+            shown = tqdm(examples, desc=f"Answering ({mode})", disable=not progress)
+            if mode == "open":
+                with paragraph_index(all_examples, Path(index_folder or tmp), progress) as index:
+                    predictions, seconds = _timed(open_predictions, index, reader, shown, k, **ask_options)
+            else:
+                predictions, seconds = _timed(reader_predictions, reader, shown)
             rows.append({"mode": mode, **score_predictions(examples, predictions),
                          "ms_per_question": 1000 * seconds / max(len(examples), 1), "dtype": reader.precision})
     return rows
 
 
-def _paragraph_index(examples, folder: Path, progress: bool):
+def paragraph_index(examples, folder: Path, progress: bool):
     """An index of the distinct paragraphs of ``examples`` (ids are their hashes, so re-runs skip them)."""
     from .index import Index
 
@@ -256,37 +268,48 @@ def _paragraph_index(examples, folder: Path, progress: bool):
 
 # --- enrichment ---------------------------------------------------------------------------------------
 
+def ner_scores(model, tokenizer, documents, max_length: int = 128, context: bool = True) -> dict[str, float]:
+    """Strict entity precision/recall/F1 of a token classifier on CoNLL ``documents``."""
+    from .tagging import tag_documents
+
+    gold = [tags for d in documents for _, tags in d]
+    return score_entities(gold, tag_documents(model, tokenizer, documents, max_length, context))
+
+
 def evaluate_ner(data, model=None, context: bool = True, precision: str = "auto") -> dict[str, float]:
     """Strict entity-level precision/recall/F1 of an NER model on a CoNLL file (BIO after conversion).
 
     With ``context`` the sentences are tagged in runs of their document, as passages are at index
     time; without, one sentence at a time (how most published CoNLL numbers are measured).
     """
-    from .enrich import EntityTagger, read_conll_documents, score_entities, tag_documents
+    from .conll import read_conll_documents
+    from .tagging import EntityTagger
 
     tagger = EntityTagger(model, precision=precision)
     documents = read_conll_documents(data)
-    gold = [tags for d in documents for _, tags in d]
+    sentences = sum(len(d) for d in documents)
     started = time.perf_counter()
-    predicted = tag_documents(tagger.model, tagger.tokenizer, documents, context=context)
-    scores = score_entities(gold, predicted)
-    return {**scores, "sentences": len(gold), "ms_per_sentence": 1000 * (time.perf_counter() - started) / len(gold),
+    scores = ner_scores(tagger.model, tagger.tokenizer, documents, context=context)
+    return {**scores, "sentences": sentences, "ms_per_sentence": 1000 * (time.perf_counter() - started) / sentences,
             "dtype": tagger.precision}
+
+
+def classifier_accuracy(classifier, texts: list[str], gold: list[str]) -> float:
+    """Accuracy (percent) of a ``TextClassifier`` on texts whose label names are ``gold``."""
+    return accuracy([p.label for p in classifier.classify(texts)], gold)
 
 
 def evaluate_classifier(data, model=None, label_names: list[str] | None = None,
                         text_column: str | None = None, label_column: str = "label",
                         precision: str = "auto") -> dict[str, float]:
     """Accuracy of a classifier on a TSV/CSV file; ``label_names`` map the file's values (0, 1...) in order."""
-    from .enrich import TextClassifier, read_labelled
+    from .classification import TextClassifier
+    from .labelled import label_mapping, read_labelled
 
     classifier = TextClassifier(model, precision=precision)
-    texts, gold = read_labelled(data, text_column, label_column)
-    if label_names:
-        values = sorted(set(gold), key=lambda v: int(v) if v.isdigit() else v)
-        gold = [dict(zip(values, label_names)).get(g, g) for g in gold]
+    texts, values = read_labelled(data, text_column, label_column)
+    names = label_mapping(values, label_names)
     started = time.perf_counter()
-    predicted = classifier.classify(texts)
-    right = sum(p.label == g for p, g in zip(predicted, gold))
-    return {"accuracy": 100 * right / max(len(texts), 1), "examples": len(texts),
+    score = classifier_accuracy(classifier, texts, [names[v] for v in values])
+    return {"accuracy": score, "examples": len(texts),
             "ms_per_example": 1000 * (time.perf_counter() - started) / max(len(texts), 1), "dtype": classifier.precision}

@@ -1,37 +1,35 @@
-"""Index: ties ingest, passages, encoders, the SQLite store and the FAISS vectors together."""
+"""Index: one folder holding ``index.db`` (SQLite) and ``vectors.faiss`` (FAISS), opened consistent.
+
+The read path lives here (open, search, ask, stats); writes go through ``writer.IndexWriter``, which
+``Index`` exposes as ``add_paths``, ``add_texts``, ``delete``, ``enrich`` and ``repair``.
+"""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
-from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from .encoders import Encoder, load_encoder
-from .errors import IndexCorrupt, IndexNotFound, ModelMismatch, UnreadableFile
-from .ingest import (
-    Document,
-    RowOptions,
-    file_hash,
-    find_files,
-    first_line_title,
-    load_file,
-)
+from .enrich import Enricher, make_enricher
+from .errors import IndexCorrupt, IndexNotFound, ModelMismatch
+from .filters import Condition, parse_filters
 from .models import DEFAULT_MODEL, resolve_model
-from .passages import Passage, split_passages
 from .retrieval import Hit, Retriever
-from .store import Filter, Store
+from .store import Store
 from .vectors import VectorIndex
+from .writer import IndexReport, IndexWriter
 
 INDEX_ENV = "SEARCH_INDEX"
 DB_NAME = "index.db"
 VECTORS_NAME = "vectors.faiss"
+
+__all__ = ["Index", "IndexReport", "default_index_path"]
 
 
 def default_index_path() -> Path:
@@ -42,34 +40,12 @@ def default_index_path() -> Path:
     return data_home / "search" / "index"
 
 
-@dataclass
-class IndexReport:
-    """What one indexing run did."""
-
-    files: int = 0
-    added: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    removed: int = 0
-    passages: int = 0
-    skipped: list[tuple[str, str]] = field(default_factory=list)
-    seconds: float = 0.0
-
-    def to_dict(self) -> dict:
-        return {**self.__dict__, "skipped": [{"path": p, "reason": r} for p, r in self.skipped]}
-
-
 class Index:
-    """A searchable index in one folder: ``index.db`` (SQLite) and ``vectors.faiss`` (FAISS).
+    """A searchable index in one folder.
 
     Use ``Index.create(path, model=...)`` or ``Index.open(path)``; both return an ``Index`` that
     is also a context manager.
     """
-
-    #: Seconds between commits during a long indexing run (an interrupt loses at most this much).
-    checkpoint_seconds = 30.0
-    #: Passages encoded per step.
-    batch_passages = 256
 
     def __init__(self, path: Path, store: Store, vectors: VectorIndex, encoder: Encoder | None = None,
                  precision: str = "auto"):
@@ -79,6 +55,7 @@ class Index:
         self.meta = store.meta()
         self._encoder = encoder
         self.precision = precision  # of the encoder's weights, when it loads
+        self.writer = IndexWriter(self)
 
     # --- opening -----------------------------------------------------------------------------
 
@@ -95,24 +72,24 @@ class Index:
         enc = load_encoder(model, encoder, precision=precision)
         window = min(max_tokens or enc.max_tokens, enc.max_tokens)
         path.mkdir(parents=True, exist_ok=True)
-        store = Store(path / DB_NAME)
+        index = cls(path, Store(path / DB_NAME), VectorIndex(enc.dimension), enc, precision)
         local = Path(model).expanduser()  # a local folder is recorded absolute: usable from anywhere
-        store.set_meta({
+        meta = {
             "model": str(local.resolve()) if local.is_dir() else str(model),
             "encoder": encoder, "dimension": enc.dimension, "normalized": "true",
             "metric": "cosine", "max_tokens": window, "overlap": overlap, "created": time.time(),
-        })
-        vectors = VectorIndex(enc.dimension)
-        vectors.write_pending(path / VECTORS_NAME)
-        store.commit()
-        vectors.promote(path / VECTORS_NAME)
-        return cls(path, store, vectors, enc, precision)
+        }
+        index.writer.begin()
+        index.writer.set_meta(meta)
+        index.writer.commit()
+        index.meta = index.store.meta()
+        return index
 
     @classmethod
     def open(cls, path: str | os.PathLike | None = None, model: str | None = None, check: bool = True,
              precision: str = "auto") -> "Index":
         """Open an existing index. ``model``, when given, must be the one it was built with; its
-        weights run in ``precision`` (see ``models.PRECISIONS``)."""
+        weights run in ``precision`` (see ``precision.PRECISIONS``)."""
         path = Path(path) if path else default_index_path()
         if not (path / DB_NAME).exists():
             raise IndexNotFound(f"No index at {path}. Create one with `search index PATHS` (or Index.create).")
@@ -170,221 +147,54 @@ class Index:
         self.close()
 
     @property
+    def vectors_path(self) -> Path:
+        return self.path / VECTORS_NAME
+
+    @property
     def encoder(self) -> Encoder:
         if self._encoder is None:
             self._encoder = load_encoder(self.meta["model"], self.meta["encoder"], precision=self.precision)
         return self._encoder
 
-    @property
-    def enrichers(self) -> list:
+    @cached_property
+    def enrichers(self) -> list[Enricher]:
         """The enrichment tasks this index runs on every new passage (recorded in its meta)."""
-        from .enrich import Enricher
-
-        if "_enrichers" not in self.__dict__:
-            tasks = json.loads(self.meta.get("enrich", "{}"))
-            self._enrichers = [Enricher(task, model) for task, model in tasks.items()]
-        return self._enrichers
-
-    def set_enrichers(self, specs) -> None:
-        """Add enrichment tasks (``"ner,sentiment"``, ``classify:FOLDER``...) to this index for good."""
-        from .enrich import parse_enrichers
-
-        current = {e.task: e for e in self.enrichers}
-        for e in parse_enrichers(specs):
-            current[e.task] = e
-        self._enrichers = list(current.values())
-        self.meta["enrich"] = json.dumps({e.task: e.model for e in self._enrichers})
-        self.store.set_meta({"enrich": self.meta["enrich"]})
-        self.store.commit()
+        return [make_enricher(task, model) for task, model in json.loads(self.meta.get("enrich", "{}")).items()]
 
     @property
     def max_tokens(self) -> int:
         return int(self.meta["max_tokens"])
 
-    # --- writing ----------------------------------------------------------------------------
+    # --- writing (see writer.IndexWriter) ----------------------------------------------------------
 
-    def add_paths(
-        self, paths: Iterable[str | os.PathLike], include: Sequence[str] = (), exclude: Sequence[str] = (),
-        rows: RowOptions | None = None, prune: bool = False, progress: bool = False, enrich=None,
-    ) -> IndexReport:
+    def add_paths(self, paths, **options) -> IndexReport:
         """Index files and folders; unchanged files (same content hash) are skipped, changed ones replaced.
 
-        ``enrich`` (``"ner,sentiment"``...) adds enrichment tasks to the index (see ``set_enrichers``).
+        Options: ``include``/``exclude`` globs, ``rows`` (``RowOptions`` for .jsonl/.csv), ``prune``
+        (drop documents whose files are gone), ``progress``, ``enrich`` (``"ner,sentiment"``...: tasks
+        added to the index for good).
         """
-        started = time.perf_counter()
-        if enrich:
-            self.set_enrichers(enrich)
-        report = IndexReport()
-        files = list(find_files(paths, include, exclude))
-        report.files = len(files)
-        known = self.store.documents_by_key("source")
-        split: list[tuple[Document, list[Passage]]] = []
-        replaced_sources: list[str] = []
-        for path in tqdm(files, desc="Reading", unit="file", disable=not progress):
-            source = str(path)
-            try:
-                data = path.read_bytes()
-            except OSError as exc:
-                report.skipped.append((source, f"cannot read: {exc.strerror or exc}"))
-                continue
-            if source in known and known[source][1] == file_hash(data):
-                report.unchanged += 1
-                continue
-            try:
-                loaded = load_file(path, rows, data)
-            except UnreadableFile as exc:
-                report.skipped.append((source, str(exc)))
-                continue
-            if source in known:
-                replaced_sources.append(source)
-                report.updated += 1
-            else:
-                report.added += 1
-            split.extend((doc, self._passages_of(doc)) for doc in loaded)
-        stale = set(self.store.documents_of_sources(replaced_sources))
-        if prune:
-            gone = [s for s in self.store.file_sources() if not Path(s).exists()]
-            pruned = self.store.documents_of_sources(gone)
-            report.removed = len(pruned)
-            stale |= set(pruned)
-        report.passages = self._write(split, sorted(stale), progress)
-        report.seconds = time.perf_counter() - started
-        return report
+        return self.writer.add_paths(paths, **options)
 
-    def add_texts(self, texts: Sequence[str], metadata: Sequence[dict] | None = None,
-                  ids: Sequence[str] | None = None, progress: bool = False) -> IndexReport:
+    def add_texts(self, texts, metadata=None, ids=None, progress: bool = False) -> IndexReport:
         """Index plain strings. ``ids`` name them (default: a hash of the text); a known id with new text is replaced."""
-        started = time.perf_counter()
-        report = IndexReport(files=0)
-        known = self.store.documents_by_key("path")
-        split, stale = [], []
-        for i, text in enumerate(texts):
-            digest = hashlib.sha256(text.encode()).hexdigest()
-            key = str(ids[i]) if ids is not None else f"text:{digest[:16]}"
-            if key in known and known[key][1] == digest:
-                report.unchanged += 1
-                continue
-            if key in known:
-                stale.append(known[key][0])
-                report.updated += 1
-            else:
-                report.added += 1
-            meta = dict(metadata[i]) if metadata is not None else {}
-            doc = Document(path=key, text=text, title=str(meta.get("title") or first_line_title(text, key)),
-                           metadata=meta, hash=digest)
-            split.append((doc, self._passages_of(doc)))
-        report.passages = self._write(split, stale, progress)
-        report.seconds = time.perf_counter() - started
-        return report
+        return self.writer.add_texts(texts, metadata, ids, progress)
 
     def delete(self, targets: Iterable[str]) -> int:
         """Delete documents by path, source file, folder or glob; returns how many were deleted."""
-        doc_ids: set[int] = set()
-        for target in targets:
-            doc_ids |= set(self.store.find_documents(target))
-            resolved = str(Path(target).expanduser().resolve())
-            doc_ids |= set(self.store.find_documents(resolved))
-        self._write([], sorted(doc_ids), progress=False)
-        return len(doc_ids)
+        return self.writer.delete(targets)
 
-    def _passages_of(self, doc: Document) -> list[Passage]:
-        """Split a document (page by page for PDFs, so that a passage never spans two pages)."""
-        overlap = int(self.meta.get("overlap", 32))
-        bounds = doc.pages + [len(doc.text)] if doc.pages else [0, len(doc.text)]
-        out = []
-        for page, (lo, hi) in enumerate(zip(bounds, bounds[1:]), 1):
-            for p in split_passages(doc.text[lo:hi], self.encoder.tokenizer, self.max_tokens - 2, overlap):
-                out.append(Passage(p.text, p.start + lo, p.end + lo, page if doc.pages else None))
-        return out
-
-    def _write(self, split: list[tuple[Document, list[Passage]]], stale_doc_ids: list[int], progress: bool) -> int:
-        """Replace ``stale_doc_ids`` by the split documents in one or more checkpointed transactions."""
-        if not split and not stale_doc_ids:
-            return 0
-        self.store.begin_write()
-        try:
-            self.vectors.remove(self.store.delete_documents(stale_doc_ids))
-            total = sum(len(p) for _, p in split)
-            last_checkpoint = time.monotonic()
-            with tqdm(total=total, desc="Encoding", unit="passage", disable=not progress or not total) as bar:
-                for batch, complete in _batches(split, self.batch_passages):
-                    texts = [p.text for _, passages in batch for p in passages]
-                    vectors = self.encoder.encode(texts) if texts else np.zeros((0, self.vectors.dimension))
-                    at, added = 0, []
-                    for doc, passages in batch:
-                        doc_id, ids = self.store.add_document(doc, passages, vectors[at : at + len(passages)])
-                        self.vectors.add(ids, vectors[at : at + len(passages)])
-                        at += len(passages)
-                        added += [(pid, doc_id, p.start, p.text) for pid, p in zip(ids, passages)]
-                    self._enrich_passages(added)
-                    bar.update(len(texts))
-                    if complete and time.monotonic() - last_checkpoint > self.checkpoint_seconds:
-                        self._checkpoint()
-                        last_checkpoint = time.monotonic()
-            self._checkpoint()
-        except BaseException:
-            self._rollback()
-            raise
-        return total
-
-    def _enrich_passages(self, passages: list[tuple[int, int, int, str]], enrichers=None) -> None:
-        """Run enrichment tasks on (passage id, document id, start offset, text) rows, in the open transaction."""
-        if not passages:
-            return
-        ids = [p[0] for p in passages]
-        doc_ids = [p[1] for p in passages]
-        for enricher in self.enrichers if enrichers is None else enrichers:
-            results = enricher.run([p[3] for p in passages], [p[2] for p in passages])
-            self.store.add_enrichment(enricher.task, ids, doc_ids, results)
+    def set_enrichers(self, specs) -> None:
+        """Add enrichment tasks (``"ner,sentiment"``, ``classify:FOLDER``...) to this index for good."""
+        self.writer.set_enrichers(specs)
 
     def enrich(self, specs=None, progress: bool = False) -> int:
-        """Run enrichment tasks (given ones are added to the index's) on passages that lack them.
-
-        Returns how many (passage, task) pairs were processed.
-        """
-        if specs:
-            self.set_enrichers(specs)
-        done = 0
-        self.store.begin_write()
-        try:
-            for enricher in self.enrichers:
-                todo = self.store.passages_to_enrich(enricher.task)
-                for b in tqdm(range(0, len(todo), self.batch_passages), desc=f"Enriching ({enricher.task})",
-                              disable=not progress or not todo):
-                    self._enrich_passages(todo[b : b + self.batch_passages], [enricher])
-                    done += len(todo[b : b + self.batch_passages])
-            self.store.commit()
-        except BaseException:
-            self.store.rollback()
-            raise
-        return done
-
-    def _checkpoint(self) -> None:
-        path = self.path / VECTORS_NAME
-        self.vectors.write_pending(path)
-        self.store.commit()
-        self.vectors.promote(path)
-
-    def _rollback(self) -> None:
-        """Forget uncommitted work: roll SQLite back and reload the last saved vectors."""
-        self.store.rollback()
-        self.vectors = VectorIndex.load(self.path / VECTORS_NAME, self.vectors.dimension)
+        """Run enrichment tasks (given ones are added) on passages that lack them; returns (passage, task) pairs done."""
+        return self.writer.enrich(specs, progress)
 
     def repair(self, progress: bool = False) -> int:
-        """Rebuild the FAISS file from the vectors kept in SQLite (re-encoding any passage without one).
-
-        Returns the number of vectors in the rebuilt index.
-        """
-        missing = self.store.passages_without_vectors()
-        if missing:
-            ids = [i for i, _ in missing]
-            self.store.set_vectors(ids, self.encoder.encode([t for _, t in missing]))
-        matrix, ids = self.store.vectors()
-        vectors = VectorIndex(int(self.meta["dimension"]))
-        vectors.add(ids, matrix)
-        self.vectors = vectors
-        self._checkpoint()
-        return len(vectors)
+        """Rebuild the FAISS file from the vectors kept in SQLite; returns the number of vectors."""
+        return self.writer.repair()
 
     # --- reading ----------------------------------------------------------------------------
 
@@ -395,7 +205,7 @@ class Index:
         return Retriever(self.store, self.vectors, self.embed, **options)
 
     def search(
-        self, query: str, k: int = 10, mode: str = "hybrid", filters: Iterable[Filter | str] | dict = (),
+        self, query: str, k: int = 10, mode: str = "hybrid", filters: Iterable[Condition | str] | dict = (),
         per_doc: bool = False, **options,
     ) -> list[Hit]:
         """The ``k`` best passages for ``query``; with ``per_doc`` only the best passage of each document.
@@ -403,25 +213,25 @@ class Index:
         ``filters`` are ``Filter`` objects, ``"field=value"`` strings or a ``{field: value}`` dict.
         ``options`` go to the Retriever (``fusion``, ``alpha``).
         """
-        filters = _filters(filters)
+        filters = parse_filters(filters)
         n = max(k * 5, 100) if per_doc else max(k, 100 if mode == "hybrid" else k)
         ranked = self.retriever(**options).rank(query, n, mode, filters)
         if not per_doc:
             ranked = ranked[:k]
-        rows = self.store.passages([i for i, *_ in ranked])
+        rows = self.store.passages([r.passage_id for r in ranked])
         hits: list[Hit] = []
         seen_docs: set[int] = set()
-        for pid, score, dense, lexical in ranked:
-            row = rows[pid]
+        for r in ranked:
+            row = rows[r.passage_id]
             if per_doc:
                 if row["document_id"] in seen_docs:
                     continue
                 seen_docs.add(row["document_id"])
             hits.append(Hit(
-                rank=len(hits) + 1, score=score, passage_id=pid, document_id=row["document_id"],
+                rank=len(hits) + 1, score=r.score, passage_id=r.passage_id, document_id=row["document_id"],
                 path=row["path"], title=row["title"], text=row["text"], start=row["start_char"],
                 end=row["end_char"], page=row["page"], source=row["source"], metadata=row["metadata"],
-                dense_score=dense, lexical_score=lexical,
+                dense_score=r.dense, lexical_score=r.lexical,
             ))
             if len(hits) == k:
                 break
@@ -440,6 +250,10 @@ class Index:
         hits = self.search(question, k=k, **search_options)
         return answers_from_hits(reader, question, hits, answers, no_answer_threshold=no_answer_threshold)
 
+    def entities(self, label: str | None = None, top: int = 20) -> list[dict]:
+        """The most frequent named entities (text, label, mentions, documents), of one ``label`` or all."""
+        return self.store.entity_counts(label.upper() if label else None, top)
+
     def stats(self) -> dict:
         sizes = {name: (self.path / name).stat().st_size for name in (DB_NAME, VECTORS_NAME) if (self.path / name).exists()}
         return {
@@ -457,27 +271,3 @@ def _same_model(a: str, b: str) -> bool:
         return resolve_model(a) == resolve_model(b)
     except Exception:
         return False
-
-
-def _filters(filters) -> list:
-    if isinstance(filters, dict):
-        return [Filter(k, str(v)) for k, v in filters.items()]
-    return [Filter.parse(f) if isinstance(f, str) else f for f in filters]
-
-
-def _batches(split: list[tuple[Document, list[Passage]]], size: int):
-    """Group whole documents into batches of about ``size`` passages.
-
-    Yields ``(batch, complete)``: ``complete`` is True when the batch ends with the last document of
-    its file, the only places where a checkpoint may commit (a file is indexed all or nothing, so
-    that its content hash can say it is done).
-    """
-    batch, count = [], 0
-    for i, (doc, passages) in enumerate(split):
-        batch.append((doc, passages))
-        count += len(passages)
-        if count >= size or i == len(split) - 1:
-            following = split[i + 1][0] if i + 1 < len(split) else None
-            complete = following is None or not doc.source or following.source != doc.source
-            yield batch, complete
-            batch, count = [], 0

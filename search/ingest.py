@@ -175,6 +175,16 @@ LOADERS: dict[str, Loader] = {
 }
 
 
+def demo_corpus() -> Path:
+    """The bundled demo corpus: inside the installed package (``search/index_data``), or, in a
+    checkout, ``index_data/`` beside the package."""
+    package = Path(__file__).resolve().parent
+    for folder in (package / "index_data", package.parent / "index_data"):
+        if folder.is_dir():
+            return folder
+    raise FileNotFoundError(f"The demo corpus is not installed (no {package / 'index_data'}); name the files to index.")
+
+
 def file_hash(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 

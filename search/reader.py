@@ -15,7 +15,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .models import ModelRunner
+from .runner import ModelRunner
 
 #: The reader this project trains and ships (see its finetuned.json for data, recipe and metrics).
 DEFAULT_READER = Path(__file__).resolve().parent / "reader_model"
@@ -173,7 +173,7 @@ def sentence_around(text: str, start: int, end: int) -> tuple[str, int]:
 
 
 #: Logits added to a span per unit of its passage's retrieval score relative to the best retrieved
-#: passage (chosen by measurement, see README).
+#: passage (chosen by measurement, docs/results.md).
 RETRIEVAL_WEIGHT = 16.0
 
 
@@ -186,7 +186,7 @@ def retrieval_evidence(hits: list, weight: float) -> list[float]:
 def answers_from_hits(reader: Reader, question: str, hits: list, answers: int = 3,
                       retrieval_weight: float | None = None, no_answer_threshold: float | None = None) -> list[FoundAnswer]:
     """Read retrieved passages (``Hit``s) and merge identical answers from different passages."""
-    from .squad import normalize_answer
+    from .metrics import normalize_answer
 
     weight = RETRIEVAL_WEIGHT if retrieval_weight is None else retrieval_weight
     merged: dict[str, FoundAnswer] = {}

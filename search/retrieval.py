@@ -2,18 +2,18 @@
 
 Hybrid retrieval takes the union of the dense and BM25 candidates, gives every candidate its exact
 cosine score (lexical-only candidates included), and fuses the two score lists. Two fusions are
-available; the default was chosen by measurement on five test collections (see README,
-"Retrieval quality").
+available; the default was chosen by measurement on five test collections (docs/results.md).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
 
-from .store import Filter, Store
+from .filters import Condition
+from .store import Store
 from .vectors import VectorIndex
 
 MODES = ("hybrid", "dense", "lexical")
@@ -44,6 +44,15 @@ class Hit:
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
+
+
+class Ranked(NamedTuple):
+    """A passage id with its fused score and the dense and BM25 scores it came from (None: not a candidate there)."""
+
+    passage_id: int
+    score: float
+    dense: float | None
+    lexical: float | None
 
 
 def minmax(scores: dict[int, float]) -> dict[int, float]:
@@ -79,21 +88,21 @@ class Retriever:
     fusion: str = DEFAULT_FUSION
     alpha: float = DEFAULT_ALPHA
 
-    def rank(self, query: str, n: int, mode: str = "hybrid", filters: list[Filter] = ()) -> list[tuple[int, float, float | None, float | None]]:
-        """Top ``n`` as (passage id, score, dense score, BM25 score)."""
+    def rank(self, query: str, n: int, mode: str = "hybrid", filters: list[Condition] = ()) -> list[Ranked]:
+        """The top ``n`` passages, best first."""
         if mode not in MODES:
             raise ValueError(f"Unknown mode {mode!r}; choose one of {', '.join(MODES)}")
         allowed = self.store.allowed_passages(filters) if filters else None
         lexical = dict(self.store.lexical(query, n, filters)) if mode != "dense" else {}
         if mode == "lexical":
-            return [(i, s, None, s) for i, s in sorted(lexical.items(), key=lambda x: -x[1])]
+            return [Ranked(i, s, None, s) for i, s in sorted(lexical.items(), key=lambda x: -x[1])]
         qvec = self.embed(query)
         dense = dict(self.vectors.search(qvec, n, allowed))
         if mode == "dense":
-            return [(i, s, s, None) for i, s in sorted(dense.items(), key=lambda x: -x[1])]
+            return [Ranked(i, s, s, None) for i, s in sorted(dense.items(), key=lambda x: -x[1])]
         missing = [i for i in lexical if i not in dense]
         if missing:
             dense.update(zip(missing, (self.vectors.vectors(missing) @ qvec.reshape(-1)).tolist()))
         fused = rrf_fusion(dense, lexical) if self.fusion == "rrf" else weighted_fusion(dense, lexical, self.alpha)
         top = sorted(fused, key=fused.get, reverse=True)[:n]
-        return [(i, fused[i], dense.get(i), lexical.get(i)) for i in top]
+        return [Ranked(i, fused[i], dense.get(i), lexical.get(i)) for i in top]

@@ -1,15 +1,18 @@
-"""SQuAD-format question-answering data and the official EM/F1 scoring."""
+"""SQuAD-format question-answering data, and unanswerable pairs made from it (SQuAD 2.0 style).
+
+The official EM/F1 scoring is in ``metrics``.
+"""
 
 from __future__ import annotations
 
 import collections
 import json
-import re
-import string
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import SearchError
+from .metrics import normalize_answer
+from .terms import content_words
 
 
 @dataclass
@@ -44,56 +47,7 @@ def load_squad(path: str | Path) -> list[QAExample]:
     return examples
 
 
-# --- official SQuAD v1.1 evaluation ----------------------------------------------------------------
-
-def normalize_answer(text: str) -> str:
-    """Lower-case; drop punctuation, articles (a, an, the) and extra white space."""
-    text = "".join(ch for ch in text.lower() if ch not in set(string.punctuation))
-    text = re.sub(r"\b(a|an|the)\b", " ", text)
-    return " ".join(text.split())
-
-
-def exact_match(prediction: str, truth: str) -> float:
-    return float(normalize_answer(prediction) == normalize_answer(truth))
-
-
-def f1_score(prediction: str, truth: str) -> float:
-    pred, gold = normalize_answer(prediction).split(), normalize_answer(truth).split()
-    if not pred or not gold:
-        return float(pred == gold)
-    common = collections.Counter(pred) & collections.Counter(gold)
-    same = sum(common.values())
-    if same == 0:
-        return 0.0
-    precision, recall = same / len(pred), same / len(gold)
-    return 2 * precision * recall / (precision + recall)
-
-
-def score_predictions(examples: list[QAExample], predictions: dict[str, str]) -> dict[str, float]:
-    """EM and F1 (in percent) as the official script computes them: the max over gold answers.
-
-    A question with no gold answer (SQuAD 2.0) counts as right when the prediction is empty.
-    """
-    em = f1 = 0.0
-    for ex in examples:
-        prediction = predictions.get(ex.id, "")
-        truths = ex.answers or [""]
-        em += max(exact_match(prediction, t) for t in truths)
-        f1 += max(f1_score(prediction, t) for t in truths)
-    n = max(len(examples), 1)
-    return {"exact_match": 100 * em / n, "f1": 100 * f1 / n, "questions": len(examples)}
-
-
 # --- unanswerable questions (SQuAD 2.0 style) -------------------------------------------------------
-
-_WORD = re.compile(r"\w+")
-
-
-def _content_words(text: str) -> set[str]:
-    from .store import STOPWORDS
-
-    return {w for w in _WORD.findall(text.lower()) if w not in STOPWORDS}
-
 
 def unanswerable_examples(examples: list[QAExample], rate: float = 0.5, random_share: float = 1 / 3,
                           seed: int = 13) -> list[QAExample]:
@@ -111,7 +65,7 @@ def unanswerable_examples(examples: list[QAExample], rate: float = 0.5, random_s
         if not by_title[ex.title] or by_title[ex.title][-1] != ex.context:
             by_title[ex.title].append(ex.context)
     contexts = {c for found in by_title.values() for c in found}
-    words = {c: _content_words(c) for c in contexts}
+    words = {c: set(content_words(c)) for c in contexts}
     normalized = {c: normalize_answer(c) for c in contexts}
     out = []
     for ex in examples:
@@ -125,7 +79,7 @@ def unanswerable_examples(examples: list[QAExample], rate: float = 0.5, random_s
         if rng.random() < random_share:
             context = rng.choice(others)
         else:
-            question = _content_words(ex.question)
+            question = set(content_words(ex.question))
             context = max(others, key=lambda c: len(question & words[c]))
         out.append(QAExample(id=ex.id + "-unanswerable", question=ex.question, context=context, title=ex.title))
     return out

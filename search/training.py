@@ -3,7 +3,7 @@
 Built for a few CPU cores: bf16 autocast, frozen word embeddings, length-bucketed batches with no
 padding waste, and resumable checkpoints (safetensors weights, optimizer state, the position in the
 epoch) so that a run spread over several sessions continues where it stopped. Every checkpoint
-scores the dev set and keeps the best model in ``OUTPUT/best`` (see ``models.export_finetuned``).
+scores the dev set and keeps the best model in ``OUTPUT/best`` (see ``finetuned.export_finetuned``).
 """
 
 from __future__ import annotations
@@ -18,11 +18,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-from .models import DEFAULT_MODEL, export_finetuned, load_finetuned, native_bfloat16, resolve_model
-from .squad import QAExample, load_squad, score_predictions, split_articles, unanswerable_examples
+from .finetuned import export_finetuned, load_finetuned
+from .models import DEFAULT_MODEL, quiet_transformers, resolve_model
+from .precision import native_bfloat16
+from .squad import QAExample, load_squad, split_articles, unanswerable_examples
 
 if TYPE_CHECKING:
-    from .enrich import Sentence
+    from .conll import Sentence
 
 
 @dataclass
@@ -40,6 +42,13 @@ class Recipe:
     bf16: bool | None = None  # bf16 autocast; None: only on CPUs with bfloat16 instructions (else 12x slower)
 
 
+#: The default recipe of each task; ``search train TASK`` takes its option defaults from here.
+RECIPES = {
+    "reader": Recipe(epochs=2.0, learning_rate=1e-4, max_length=256),
+    "ner": Recipe(epochs=6.0, batch_size=8, learning_rate=1e-4, max_length=128),
+    "sentiment": Recipe(epochs=2.0, learning_rate=5e-5, max_length=64),
+    "classifier": Recipe(epochs=3.0, learning_rate=5e-5, max_length=128),
+}
 
 # --- the shared loop ------------------------------------------------------------------------------
 
@@ -207,9 +216,7 @@ def _start(recipe: Recipe, init: str | None, auto_class, **model_options):
     """Tokenizer and model for a run: the base model with a new head, or an earlier run's model."""
     from transformers import AutoTokenizer
 
-    from .encoders import _quiet_transformers
-
-    _quiet_transformers()
+    quiet_transformers()
     base_path = resolve_model(recipe.base_model)
     tokenizer = AutoTokenizer.from_pretrained(base_path)
     model = load_finetuned(init, auto_class) if init else auto_class.from_pretrained(base_path, **model_options)
@@ -264,15 +271,6 @@ def _answer_tokens(example: QAExample, sequence_ids: list, offsets: list) -> tup
     return start, end
 
 
-def evaluate_reader(reader, examples: list[QAExample]) -> dict[str, float]:
-    """EM/F1 with the gold paragraph given (reader-only)."""
-    predictions = {}
-    for ex in examples:
-        answers = reader.read(ex.question, [ex.context], top_k=1)
-        predictions[ex.id] = answers[0].text if answers else ""
-    return score_predictions(examples, predictions)
-
-
 def train_reader(data: str | Path, output: str | Path, recipe: Recipe | None = None,
                  dev: str | Path | None = None, dev_questions: int = 600, init: str | None = None,
                  unanswerable: float = 0.0, held_out_articles: int = 0, **loop) -> dict:
@@ -287,9 +285,10 @@ def train_reader(data: str | Path, output: str | Path, recipe: Recipe | None = N
     import torch
     from transformers import AutoModelForQuestionAnswering
 
+    from .evaluation import evaluate_reader
     from .reader import Reader
 
-    recipe = recipe or Recipe()
+    recipe = recipe or RECIPES["reader"]
     tokenizer, model = _start(recipe, init, AutoModelForQuestionAnswering)
     examples, _ = split_articles(load_squad(data), held_out_articles)
     if unanswerable:
@@ -318,7 +317,7 @@ def train_reader(data: str | Path, output: str | Path, recipe: Recipe | None = N
 def ner_features(tokenizer, sentences: list[Sentence], label_ids: dict[str, int],
                  max_length: int, case_feature: bool = False) -> list[dict]:
     """Word-tokenized sentences -> features labelled on each word's first word piece (-100 elsewhere)."""
-    from .enrich import case_types
+    from .tagging import case_types
 
     encoded = tokenizer([words for words, _ in sentences], is_split_into_words=True, truncation=True,
                         max_length=max_length, return_offsets_mapping=True)
@@ -343,9 +342,10 @@ def train_ner(data: str | Path, output: str | Path, recipe: Recipe | None = None
     """
     from transformers import AutoModelForTokenClassification
 
-    from .enrich import pack_sentences, read_conll_documents, score_entities, tag_documents
+    from .conll import pack_sentences, read_conll_documents
+    from .evaluation import ner_scores
 
-    recipe = recipe or Recipe(epochs=6, batch_size=8, max_length=128)
+    recipe = recipe or RECIPES["ner"]
     documents = read_conll_documents(data)
     labels = ["O"] + sorted({t for d in documents for _, tags in d for t in tags} - {"O"})
     label_ids = {label: i for i, label in enumerate(labels)}
@@ -355,10 +355,9 @@ def train_ner(data: str | Path, output: str | Path, recipe: Recipe | None = None
     features = ner_features(tokenizer, pack_sentences(tokenizer, documents, recipe.max_length), label_ids,
                             recipe.max_length, case_feature)
     dev_documents = read_conll_documents(dev) if dev else []
-    dev_tags = [tags for d in dev_documents for _, tags in d]
 
     def evaluate(m):
-        scores = score_entities(dev_tags, tag_documents(m, tokenizer, dev_documents, recipe.max_length))
+        scores = ner_scores(m, tokenizer, dev_documents, recipe.max_length)
         return {"f1": scores["f1"], "precision": scores["precision"], "recall": scores["recall"]}
 
     return fit(model, tokenizer, features, lambda f, ix: pad_batch(f, ix, "labels"),
@@ -382,18 +381,14 @@ def train_classifier(data: str | Path, output: str | Path, recipe: Recipe | None
     import torch
     from transformers import AutoModelForSequenceClassification
 
-    from .enrich import read_labelled
+    from .classification import TextClassifier
+    from .evaluation import classifier_accuracy
+    from .labelled import label_mapping, read_labelled
 
-    recipe = recipe or Recipe(epochs=2, max_length=128)
+    recipe = recipe or RECIPES["classifier"]
     texts, raw = read_labelled(data, text_column, label_column)
-    found = sorted(set(raw))
-    names = list(label_names) if label_names else found
-    if label_names:
-        if len(names) != len(found):
-            raise ValueError(f"--labels names {len(names)} labels, the data has {len(found)}: {', '.join(found)}")
-        to_name = dict(zip(found if not all(x.isdigit() for x in found) else sorted(found, key=int), names))
-    else:
-        to_name = {x: x for x in found}
+    to_name = label_mapping(raw, label_names)
+    names = list(to_name.values())
     label_ids = {name: i for i, name in enumerate(names)}
     tokenizer, model = _start(recipe, init, AutoModelForSequenceClassification, num_labels=len(names),
                               id2label=dict(enumerate(names)), label2id=label_ids)
@@ -407,11 +402,8 @@ def train_classifier(data: str | Path, output: str | Path, recipe: Recipe | None
         return inputs, torch.tensor([feats[i]["label"] for i in indices])
 
     def evaluate(m):
-        from .enrich import TextClassifier
-
-        predicted = TextClassifier.from_model(m, tokenizer).classify(dev_texts)
-        right = sum(p.label == to_name.get(g, g) for p, g in zip(predicted, dev_raw))
-        return {"accuracy": 100 * right / max(len(dev_texts), 1)}
+        gold = [to_name.get(g, g) for g in dev_raw]
+        return {"accuracy": classifier_accuracy(TextClassifier.from_model(m, tokenizer), dev_texts, gold)}
 
     return fit(model, tokenizer, features, collate, lambda out, y: _cross_entropy(out.logits, y), Path(output),
                recipe, evaluate if dev_texts else None, "accuracy",

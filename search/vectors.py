@@ -74,11 +74,6 @@ class VectorIndex:
     def promote(self, path: Path) -> None:
         os.replace(self.pending_path(path), path)
 
-    def save(self, path: Path) -> None:
-        """Write atomically (no SQLite commit in between)."""
-        self.write_pending(path)
-        self.promote(path)
-
     @classmethod
     def load(cls, path: Path, dimension: int) -> "VectorIndex":
         if not path.exists():

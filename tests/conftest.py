@@ -106,3 +106,16 @@ def corpus(tmp_path):
         '{"id": "m2", "text": "Everest is a mountain first climbed in 1953.", "topic": "earth", "year": 1953}\n'
     )
     return root
+
+
+@pytest.fixture(scope="session")
+def tiny_mlm(tmp_path_factory):
+    """The tiny BERT with a random masked-language-model head."""
+    import torch
+    from transformers import AutoConfig, BertForMaskedLM
+
+    folder = tmp_path_factory.mktemp("models") / "tiny-mlm"
+    build_tiny_bert(folder)
+    torch.manual_seed(3)
+    BertForMaskedLM(AutoConfig.from_pretrained(str(folder))).save_pretrained(str(folder))
+    return str(folder)

@@ -214,11 +214,11 @@ def test_ner_and_sentiment_on_a_text(run, tiny_ner, tiny_sentiment):
 
 
 def test_enrich_without_tasks_and_missing_default_models(run, corpus, tiny_model, monkeypatch, tmp_path):
-    from search import enrich as enrich_module
+    from search import tagging
 
     run("index", corpus, "--model", tiny_model)
     assert "no enrichment tasks" in run("enrich", ok=False).output
-    monkeypatch.setattr(enrich_module, "DEFAULT_NER", enrich_module.MODELS_DIR / "no-such-model")
+    monkeypatch.setattr(tagging, "DEFAULT_NER", tmp_path / "no-such-model")
     result = run("ner", "Elon Musk", ok=False)
     assert result.exit_code == 1 and "search train ner" in result.output
 

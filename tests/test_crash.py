@@ -16,8 +16,8 @@ CHILD = textwrap.dedent("""
     import sys
     from search import Index
     index = Index.open_or_create(sys.argv[1], model=sys.argv[2])
-    index.checkpoint_seconds = 0.0   # commit after every batch
-    index.batch_passages = 8
+    index.writer.checkpoint_seconds = 0.0   # commit after every batch
+    index.writer.batch_passages = 8
     texts = [f"the cat number {i} sat on the mat in the park" for i in range(int(sys.argv[3]))]
     index.add_texts(texts, ids=[f"doc{i}" for i in range(len(texts))])
     print("finished", flush=True)

@@ -2,9 +2,11 @@ import numpy as np
 import pytest
 
 from conftest import CONLL_LABELS
-from search.enrich import (Entity, EntityTagger, TextClassifier, _entities, case_types, entity_spans, iob1_to_bio,
-                           pack_sentences, split_words, read_conll_documents, read_labelled, score_entities,
-                           unpack_tags)
+from search.classification import TextClassifier
+from search.conll import iob1_to_bio, pack_sentences, read_conll_documents, split_words, unpack_tags
+from search.labelled import read_labelled
+from search.metrics import entity_spans, score_entities
+from search.tagging import Entity, EntityTagger, _entities, case_types
 
 ID2LABEL = dict(enumerate(CONLL_LABELS))
 

@@ -2,7 +2,8 @@ import math
 
 import pytest
 
-from search.evaluation import average_precision, load_collection, ndcg_at, parse_smart, recall_at, score_run
+from search.evaluation import load_collection, parse_smart
+from search.metrics import average_precision, ndcg_at, recall_at, score_run
 
 
 def test_metrics_by_hand():

@@ -116,7 +116,7 @@ def test_truncated_vector_file_is_a_clear_error_and_repair_fixes_it(index, corpu
 def test_mismatched_vectors_are_detected(index, corpus):
     index.add_paths([corpus])
     index.close()
-    VectorIndex(index.vectors.dimension).save(index.path / VECTORS_NAME)
+    _replace_vectors(index.path / VECTORS_NAME, VectorIndex(index.vectors.dimension))
     with pytest.raises(IndexCorrupt, match="repair"):
         Index.open(index.path)
 
@@ -125,7 +125,7 @@ def test_pending_vectors_left_by_a_killed_save_are_recovered(index, corpus):
     index.add_paths([corpus])
     live = index.path / VECTORS_NAME
     # as if killed after the SQLite commit but before the rename
-    VectorIndex(index.vectors.dimension).save(live)
+    _replace_vectors(live, VectorIndex(index.vectors.dimension))
     index.vectors.write_pending(live)
     index.close()
     with Index.open(index.path) as again:
@@ -133,19 +133,25 @@ def test_pending_vectors_left_by_a_killed_save_are_recovered(index, corpus):
     assert not VectorIndex.pending_path(live).exists()
 
 
-def test_interrupt_rolls_back_to_last_checkpoint(index, corpus, monkeypatch):
-    index.add_texts(["the first text stays"], ids=["keep"])
-    index.batch_passages = 1
+def interrupt_encoding(index, monkeypatch, at_call: int):
+    """Make the index's encoder raise KeyboardInterrupt at its ``at_call``-th call; return the real encode."""
     calls = {"n": 0}
     real = index.encoder.encode
 
-    def flaky(texts, **kw):
+    def interrupted(texts, **kw):
         calls["n"] += 1
-        if calls["n"] == 2:
+        if calls["n"] == at_call:
             raise KeyboardInterrupt
         return real(texts, **kw)
 
-    monkeypatch.setattr(index.encoder, "encode", flaky)
+    monkeypatch.setattr(index.encoder, "encode", interrupted)
+    return real
+
+
+def test_interrupt_rolls_back_to_last_checkpoint(index, corpus, monkeypatch):
+    index.add_texts(["the first text stays"], ids=["keep"])
+    index.writer.batch_passages = 1
+    interrupt_encoding(index, monkeypatch, at_call=2)
     with pytest.raises(KeyboardInterrupt):
         index.add_paths([corpus])
     assert index.stats()["documents"] == 1 and _consistent(index)
@@ -159,30 +165,21 @@ def test_readers_and_a_second_writer_while_a_write_is_open(index, corpus, tiny_m
     from search import store as store_module
 
     index.add_paths([corpus])
-    index.store.begin_write()
-    index.store.delete_documents([1])  # uncommitted
+    index.writer.begin()
+    index.writer.delete_documents([1])  # uncommitted
     monkeypatch.setattr(store_module, "BUSY_TIMEOUT_MS", 50)
     with Index.open(index.path) as reader:  # sees the last committed state
         assert reader.stats()["documents"] == 5
         with pytest.raises(SearchError, match="Another process is writing"):
             reader.add_texts(["the cat"], ids=["x"])
-    index.store.rollback()
+    index.writer.rollback()
 
 
 def test_a_file_is_committed_all_or_nothing(index, tmp_path, monkeypatch):
     rows = tmp_path / "rows.jsonl"
     rows.write_text("".join(f'{{"id": "r{i}", "text": "the cat number {i} sat"}}\n' for i in range(20)))
-    index.batch_passages, index.checkpoint_seconds = 4, 0.0
-    calls = {"n": 0}
-    real = index.encoder.encode
-
-    def interrupted_late(texts, **kw):
-        calls["n"] += 1
-        if calls["n"] == 4:
-            raise KeyboardInterrupt
-        return real(texts, **kw)
-
-    monkeypatch.setattr(index.encoder, "encode", interrupted_late)
+    index.writer.batch_passages, index.writer.checkpoint_seconds = 4, 0.0
+    real = interrupt_encoding(index, monkeypatch, at_call=4)
     with pytest.raises(KeyboardInterrupt):
         index.add_paths([rows])
     assert index.stats()["documents"] == 0  # no half file whose hash would mark it done
@@ -191,8 +188,9 @@ def test_a_file_is_committed_all_or_nothing(index, tmp_path, monkeypatch):
 
 
 def test_enrichment_is_stored_filterable_and_deleted_with_its_document(index, corpus, tiny_ner, tiny_sentiment):
-    from search.enrich import Entity
-    from search.store import EntityFilter, LabelFilter
+    from search.enrich import EntityEnricher
+    from search.filters import EntityFilter, LabelFilter
+    from search.tagging import Entity
 
     index.add_paths([corpus], enrich=f"ner:{tiny_ner},sentiment:{tiny_sentiment}")
     db = index.store.db
@@ -206,14 +204,14 @@ def test_enrichment_is_stored_filterable_and_deleted_with_its_document(index, co
         "SELECT p.id, p.document_id, d.path FROM passages p JOIN documents d ON d.id = p.document_id")}
     bert, cat = rows["bert.md"], rows["cat.txt"]
     index.store.conn.execute("DELETE FROM entities")
-    index.store.add_enrichment("ner", [bert["id"]], [bert["document_id"]], [[Entity("Google", "ORG", 40, 46, 0.9)]])
+    EntityEnricher().save(index.store.conn, [bert["id"]], [bert["document_id"]], [[Entity("Google", "ORG", 40, 46, 0.9)]])
     sentiment_of_cat = db["labels"].get((cat["id"], "sentiment"))["label"]
-    index.store.commit()
+    index.store.conn.commit()
 
     assert [h.path for h in index.search("the", k=10, filters=[EntityFilter("ORG", "google")])] == [bert["path"]]
     assert [h.path for h in index.search("the", k=10, filters=[EntityFilter("PER", None)])] == []
     assert cat["path"] in {h.path for h in index.search("the", k=10, filters=[LabelFilter("sentiment", sentiment_of_cat)])}
-    assert index.store.entity_counts() == [{"text": "Google", "label": "ORG", "mentions": 1, "documents": 1}]
+    assert index.entities() == [{"text": "Google", "label": "ORG", "mentions": 1, "documents": 1}]
 
     index.delete([bert["path"]])
     assert index.store.db["entities"].count == 0
@@ -230,3 +228,8 @@ def test_enrich_later_and_remembered_tasks(tmp_path, tiny_model, tiny_sentiment,
         assert idx.store.db["labels"].count == idx.stats()["passages"]
     with Index.open(tmp_path / "ix") as again:
         assert [e.task for e in again.enrichers] == ["sentiment"]
+
+
+def _replace_vectors(path, vectors):
+    vectors.write_pending(path)
+    vectors.promote(path)

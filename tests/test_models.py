@@ -2,7 +2,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from search.models import DELTA_WEIGHTS, export_finetuned, load_finetuned
+from search.finetuned import DELTA_WEIGHTS, export_finetuned, load_finetuned
 
 
 def test_a_finetuned_folder_stores_int8_differences_of_the_changed_rows_only(tiny_model, tmp_path):
@@ -34,12 +34,12 @@ def test_a_finetuned_folder_stores_int8_differences_of_the_changed_rows_only(tin
 
 
 def test_auto_precision_is_bfloat16_only_where_the_cpu_has_bfloat16_instructions(monkeypatch):
-    from search import models
+    from search import precision
 
-    monkeypatch.setattr(models, "native_bfloat16", lambda: True)
-    assert models.resolve_precision("auto") == "bfloat16"
-    monkeypatch.setattr(models, "native_bfloat16", lambda: False)
-    assert models.resolve_precision("auto") == "float32"
-    assert models.resolve_precision("int8") == "int8"
+    monkeypatch.setattr(precision, "native_bfloat16", lambda: True)
+    assert precision.resolve_precision("auto") == "bfloat16"
+    monkeypatch.setattr(precision, "native_bfloat16", lambda: False)
+    assert precision.resolve_precision("auto") == "float32"
+    assert precision.resolve_precision("int8") == "int8"
     with pytest.raises(ValueError, match="Unknown precision"):
-        models.resolve_precision("float16")
+        precision.resolve_precision("float16")

@@ -2,7 +2,8 @@ import json
 
 import pytest
 
-from search.squad import f1_score, load_squad, normalize_answer, score_predictions
+from search.metrics import f1_score, normalize_answer, score_predictions
+from search.squad import load_squad
 
 SQUAD = {"data": [{"title": "T", "paragraphs": [
     {"context": "BERT was published in 2018 by researchers at Google AI Language.",

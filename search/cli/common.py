@@ -11,14 +11,13 @@ from pathlib import Path
 import click
 
 from ..errors import SearchError
-from ..models import PRECISIONS
+from ..precision import PRECISIONS
 
 __all__ = [
-    "DEMO_CORPUS", "ENCODER_KINDS", "cli", "collect_filters", "filter_options", "index_option", "json_option",
+    "ENCODER_KINDS", "cli", "collect_filters", "echo_table", "filter_options", "index_option", "json_option",
     "reader_option", "precision_option", "display_path", "echo_json", "handle_errors", "show_progress",
 ]
 
-DEMO_CORPUS = Path(__file__).resolve().parent.parent.parent / "index_data"
 ENCODER_KINDS = ("sentence-transformers", "mean-pooling")
 
 
@@ -48,6 +47,18 @@ def json_option(func):
 
 def echo_json(data) -> None:
     click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+def echo_table(rows: list[dict], columns: list[tuple[str, str, int, str]]) -> None:
+    """Rows as a text table; ``columns`` are (heading, key, width, format); a negative width aligns left."""
+
+    def cell(value, width: int, spec: str) -> str:
+        text = format(value, spec)
+        return text.ljust(-width) if width < 0 else text.rjust(width)
+
+    click.echo("".join(cell(heading, width, "") for heading, _, width, _ in columns))
+    for row in rows:
+        click.echo("".join(cell(row[key], width, spec) for _, key, width, spec in columns))
 
 
 def show_progress(as_json: bool) -> bool:
@@ -97,7 +108,7 @@ def filter_options(func):
 
 
 def collect_filters(filters=(), entities=(), entity_labels=(), sentiment=None, labels=()) -> list:
-    from ..store import EntityFilter, Filter, LabelFilter
+    from ..filters import EntityFilter, Filter, LabelFilter
 
     out = [Filter.parse(f) for f in filters] + [EntityFilter.parse(e) for e in entities]
     out += [EntityFilter(label.upper(), None) for label in entity_labels]

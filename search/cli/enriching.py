@@ -48,7 +48,7 @@ def entities(index_path, label, top, as_json):
     from ..index import Index
 
     with Index.open(index_path) as idx:
-        rows = idx.store.entity_counts(label.upper() if label else None, top)
+        rows = idx.entities(label, top)
     if as_json:
         echo_json(rows)
         return
@@ -70,7 +70,7 @@ def model_option(func):
 @handle_errors
 def ner(text, model, as_json):
     """Named entities in TEXT: whole entities with their type and character offsets."""
-    from ..enrich import EntityTagger
+    from ..tagging import EntityTagger
 
     (found,) = EntityTagger(model).tag([text])
     if as_json:
@@ -89,7 +89,7 @@ def ner(text, model, as_json):
 @handle_errors
 def sentiment(text, model, as_json):
     """Sentiment of TEXT (or the label of any classifier given with --model)."""
-    from ..enrich import TextClassifier
+    from ..classification import TextClassifier
 
     (result,) = TextClassifier(model).classify([text])
     if as_json:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import click
@@ -12,6 +11,7 @@ from .common import (
     ENCODER_KINDS,
     cli,
     echo_json,
+    echo_table,
     handle_errors,
     json_option,
     precision_option,
@@ -38,31 +38,16 @@ def eval_group():
 @handle_errors
 def eval_retrieval(collections, modes, model, encoder, cache, precision, as_json):
     """nDCG@10, Recall@100 and MAP on test collections (SMART, TREC or BEIR folders)."""
-    import tempfile
-
-    from ..evaluation import evaluate_retrieval, index_collection, load_collection
-    from ..index import Index
+    from ..evaluation import evaluate_collections
 
     modes = modes or ("lexical", "dense", "hybrid")
-    rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for folder in collections:
-            collection = load_collection(folder)
-            slug = re.sub(r"\W+", "-", f"{collection.name}-{model}-{encoder}")
-            where = (cache or Path(tmp)) / slug
-            with Index.open_or_create(where, model=model, encoder=encoder, precision=precision) as idx:
-                if idx.stats()["documents"] != len(collection.documents):
-                    index_collection(idx, collection, progress=show_progress(as_json))
-                for mode in modes:
-                    scores = evaluate_retrieval(idx, collection, mode)
-                    rows.append({"collection": collection.name, "mode": mode, **scores})
+    rows = evaluate_collections(collections, modes, model, encoder, cache, precision, progress=show_progress(as_json))
     if as_json:
         echo_json(rows)
         return
-    click.echo(f"{'collection':<12}{'mode':<9}{'nDCG@10':>9}{'R@100':>8}{'MAP':>8}{'queries':>9}{'ms/q':>8}")
-    for r in rows:
-        click.echo(f"{r['collection']:<12}{r['mode']:<9}{r['ndcg@10']:>9.3f}{r['recall@100']:>8.3f}"
-                   f"{r['map']:>8.3f}{r['queries']:>9}{r['ms_per_query']:>8.1f}")
+    echo_table(rows, [("collection", "collection", -12, ""), ("mode", "mode", -9, ""), ("nDCG@10", "ndcg@10", 9, ".3f"),
+                      ("R@100", "recall@100", 8, ".3f"), ("MAP", "map", 8, ".3f"), ("queries", "queries", 9, ""),
+                      ("ms/q", "ms_per_query", 8, ".1f")])
     for mode in modes:
         values = [r["ndcg@10"] for r in rows if r["mode"] == mode]
         if len(values) > 1:
@@ -92,10 +77,8 @@ def eval_qa(data, modes, limit, k, cache, reader_model, precision, as_json):
     if as_json:
         echo_json(rows)
         return
-    click.echo(f"{'mode':<8}{'EM':>7}{'F1':>7}{'questions':>11}{'ms/q':>8}  dtype")
-    for r in rows:
-        click.echo(f"{r['mode']:<8}{r['exact_match']:>7.1f}{r['f1']:>7.1f}{r['questions']:>11}{r['ms_per_question']:>8.1f}"
-                   f"  {r['dtype']}")
+    echo_table(rows, [("mode", "mode", -8, ""), ("EM", "exact_match", 7, ".1f"), ("F1", "f1", 7, ".1f"),
+                      ("questions", "questions", 11, ""), ("ms/q", "ms_per_question", 8, ".1f"), ("dtype", "dtype", 9, "")])
 
 
 @eval_group.command(name="ner")

@@ -1,4 +1,4 @@
-"""Commands that build and inspect the index: index, rm, stats, similarity."""
+"""Commands that build and inspect the index: index, rm, stats."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import click
 
 from ..models import DEFAULT_MODEL
 from .common import (
-    DEMO_CORPUS,
     ENCODER_KINDS,
     cli,
     display_path,
@@ -46,7 +45,7 @@ def index(paths, index_path, model, encoder, include, exclude, text_field, id_fi
     .jsonl .csv .tsv (other files named directly are read as text).
     """
     from ..index import Index
-    from ..ingest import RowOptions
+    from ..ingest import RowOptions, demo_corpus
 
     if repair:
         with Index.open(index_path, check=False) as idx:
@@ -58,7 +57,7 @@ def index(paths, index_path, model, encoder, include, exclude, text_field, id_fi
                 echo_json({"repaired": count})
             return
     if not paths and not prune:
-        paths = (DEMO_CORPUS,)
+        paths = (demo_corpus(),)
     options = {"max_tokens": max_tokens} if max_tokens else {}
     with Index.open_or_create(index_path, model=model, encoder=encoder, **options) as idx:
         try:
@@ -122,23 +121,3 @@ def stats(index_path, as_json):
         ("Size", f"{data['bytes'] / 1e6:.1f} MB"), ("Created", created),
     ]:
         click.echo(f"{label + ':':<11}{value}")
-
-
-@cli.command()
-@click.argument("text_a")
-@click.argument("text_b")
-@click.option("--model", default=DEFAULT_MODEL, show_default=True, help="Encoder model.")
-@click.option("--encoder", type=click.Choice(ENCODER_KINDS), default="sentence-transformers", show_default=True)
-@json_option
-@handle_errors
-def similarity(text_a, text_b, model, encoder, as_json):
-    """Cosine similarity of two texts."""
-    from ..encoders import load_encoder
-
-    vectors = load_encoder(model, encoder).encode([text_a, text_b])
-    score = float(vectors[0] @ vectors[1])
-    if as_json:
-        echo_json({"similarity": score, "model": model})
-    else:
-        click.echo(f"{score:.4f}")
-

@@ -20,19 +20,12 @@ from .common import (
 )
 
 
-def _query_pattern(query: str) -> re.Pattern | None:
-    """Words that share a crude stem with a content word of ``query``."""
-    from ..store import STOPWORDS
-
-    stems = {re.sub(r"(ing|ed|es|s|ly)$", "", w) for w in re.findall(r"\w+", query.lower()) if w not in STOPWORDS}
-    stems = sorted((s for s in stems if len(s) >= 2), key=len, reverse=True)
-    return re.compile(r"\b(" + "|".join(map(re.escape, stems)) + r")\w*", re.I) if stems else None
-
-
 def snippet(text: str, query: str, width: int = 500) -> str:
     """About ``width`` characters of ``text`` around the query's words, with those words in bold."""
+    from ..terms import highlight_pattern
+
     text = " ".join(text.split())
-    pattern = _query_pattern(query)
+    pattern = highlight_pattern(query)
     first = pattern.search(text) if pattern else None
     start = max(0, (first.start() if first else 0) - width // 4)
     if start:

@@ -13,8 +13,11 @@ from .common import cli, handle_errors
 FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 
 
-def recipe_options(epochs: float, learning_rate: float, max_length: int, batch_size: int = 32):
-    """The options every recipe shares, with the task's defaults."""
+def recipe_options(task: str):
+    """The options every recipe shares, with the defaults of ``training.RECIPES[task]``."""
+    from ..training import RECIPES
+
+    recipe = RECIPES[task]
 
     def decorate(func):
         options = [
@@ -23,19 +26,19 @@ def recipe_options(epochs: float, learning_rate: float, max_length: int, batch_s
                          help="Folder for checkpoint/ (resumed when present) and best/ (the model to use)."),
             click.option("--dev", type=FILE, help="Dev file, scored at every checkpoint to keep the best model."),
             click.option("--base-model", default=DEFAULT_MODEL, show_default=True),
-            click.option("--epochs", default=epochs, show_default=True),
-            click.option("--batch-size", default=batch_size, show_default=True),
-            click.option("--learning-rate", default=learning_rate, show_default=True),
-            click.option("--warmup", default=0.05, show_default=True,
+            click.option("--epochs", default=recipe.epochs, show_default=True),
+            click.option("--batch-size", default=recipe.batch_size, show_default=True),
+            click.option("--learning-rate", default=recipe.learning_rate, show_default=True),
+            click.option("--warmup", default=recipe.warmup, show_default=True,
                          help="Share of the steps over which the learning rate rises from 0."),
             click.option("--train-embeddings/--freeze-embeddings", default=False, show_default=True,
                          help="Train the word embeddings too (the model folder then stores the rows the data touched)."),
-            click.option("--max-length", default=max_length, show_default=True, help="Tokens per example."),
+            click.option("--max-length", default=recipe.max_length, show_default=True, help="Tokens per example."),
             click.option("--init", type=click.Path(exists=True, file_okay=False),
                          help="Start from this model folder's weights instead of the base model."),
             click.option("--checkpoint-minutes", default=15.0, show_default=True),
             click.option("--max-minutes", type=float, help="Stop (after a checkpoint) after this long."),
-            click.option("--seed", default=13, show_default=True,
+            click.option("--seed", default=recipe.seed, show_default=True,
                          help="Order of the examples; change it when continuing from --init so the run sees others first."),
         ]
         for option in reversed(options):
@@ -51,7 +54,7 @@ def _run(train, data, output, dev, base_model, epochs, batch_size, learning_rate
 
     recipe = Recipe(base_model=base_model, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
                     warmup=warmup, freeze_word_embeddings=not train_embeddings, max_length=max_length,
-                    stride=task_options.pop("stride", 96), seed=seed)
+                    stride=task_options.pop("stride", Recipe.stride), seed=seed)
     state = train(data, output, recipe, dev=dev, init=init, checkpoint_minutes=checkpoint_minutes,
                   max_minutes=max_minutes, progress=sys.stderr.isatty(), log=click.echo, **task_options)
     best = f"best dev {state['metric']} {state['best']:.1f}" if state["best"] >= 0 else "no dev score"
@@ -64,7 +67,7 @@ def train():
 
 
 @train.command(name="reader")
-@recipe_options(epochs=2.0, learning_rate=1e-4, max_length=256)
+@recipe_options("reader")
 @click.option("--stride", default=96, show_default=True, help="Tokens shared by consecutive windows of a long passage.")
 @click.option("--dev-questions", default=600, show_default=True)
 @click.option("--unanswerable", default=0.0, show_default=True,
@@ -79,7 +82,7 @@ def train_reader_command(**options):
 
 
 @train.command(name="ner")
-@recipe_options(epochs=6.0, learning_rate=1e-4, max_length=128, batch_size=8)
+@recipe_options("ner")
 @click.option("--case-feature/--no-case-feature", default=True, show_default=True,
               help="Give the (uncased) model capitals through its token types.")
 def train_ner_command(**options):
@@ -90,7 +93,7 @@ def train_ner_command(**options):
 
 
 @train.command(name="sentiment")
-@recipe_options(epochs=2.0, learning_rate=5e-5, max_length=64)
+@recipe_options("sentiment")
 @click.option("--labels", default="negative,positive", show_default=True,
               help="Names of the labels, in the order of their values in the file (0, 1...).")
 def train_sentiment_command(labels, **options):
@@ -101,7 +104,7 @@ def train_sentiment_command(labels, **options):
 
 
 @train.command(name="classifier")
-@recipe_options(epochs=3.0, learning_rate=5e-5, max_length=128)
+@recipe_options("classifier")
 @click.option("--labels", help="Names of the labels in the order of their values (default: the values as found).")
 @click.option("--text-column", help="Column with the text (default: text, sentence or the first one).")
 @click.option("--label-column", default="label", show_default=True)

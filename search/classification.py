@@ -1,0 +1,58 @@
+"""Text classification: one label and its probability per text (sentiment by default)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from .runner import ModelRunner
+
+#: The sentiment model this project trains and ships (its finetuned.json has data, recipe and metrics).
+DEFAULT_SENTIMENT = Path(__file__).resolve().parent / "sentiment_model"
+
+
+@dataclass
+class Label:
+    label: str
+    score: float
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+class TextClassifier(ModelRunner):
+    """``TextClassifier(model).classify(texts)``: one label and its probability per text (sentiment by default)."""
+
+    auto_class = "AutoModelForSequenceClassification"
+    what = "sentiment model"
+    train_hint = "search train sentiment --data train.tsv --dev dev.tsv --output DIR"
+
+    def __init__(self, model: str | Path | None = None, batch_size: int = 32, max_length: int = 256,
+                 precision: str = "auto"):
+        super().__init__(model, precision)
+        self.batch_size, self.max_length = batch_size, max_length
+
+    @classmethod
+    def default_model(cls) -> Path:
+        return DEFAULT_SENTIMENT
+
+    @property
+    def labels(self) -> list[str]:
+        return [self.model.config.id2label[i] for i in range(self.model.config.num_labels)]
+
+    def classify(self, texts: Sequence[str]) -> list[Label]:
+        import torch
+
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        results: dict[int, Label] = {}
+        for b in range(0, len(order), self.batch_size):
+            chunk = order[b : b + self.batch_size]
+            batch = self.tokenizer([texts[i] for i in chunk], truncation=True, max_length=self.max_length,
+                                   padding=True, return_tensors="pt")
+            with torch.inference_mode():
+                probs = torch.softmax(self.model(**batch).logits.float(), -1).numpy()
+            for row, i in enumerate(chunk):
+                best = int(probs[row].argmax())
+                results[i] = Label(self.model.config.id2label[best], float(probs[row][best]))
+        return [results[i] for i in range(len(texts))]

@@ -1,0 +1,92 @@
+"""Filters on search results: document fields and metadata, entities, classification labels.
+
+Each filter is a SQL condition over ``passages p JOIN documents d``, with its values as bound
+parameters (never pasted into the SQL).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Protocol
+
+DOCUMENT_COLUMNS = ("path", "title", "source")
+
+
+class Condition(Protocol):
+    def sql(self) -> tuple[str, list]: ...
+
+
+@dataclass
+class Filter:
+    """Restricts results to documents whose ``field`` matches ``value``.
+
+    ``path``, ``title`` and ``source`` match as globs (``*.md``, ``notes/*``); any other field is
+    looked up in the document's metadata and compared as text.
+    """
+
+    field: str
+    value: str
+
+    @classmethod
+    def parse(cls, text: str) -> "Filter":
+        field, sep, value = text.partition("=")
+        if not sep or not field.strip():
+            raise ValueError(f"A filter looks like FIELD=VALUE, not {text!r}")
+        return cls(field.strip(), value.strip())
+
+    def sql(self) -> tuple[str, list]:
+        if self.field in DOCUMENT_COLUMNS:
+            pattern = self.value
+            if self.field != "title" and not pattern.startswith(("/", "*")):
+                pattern = "*" + pattern
+            return f"d.{self.field} GLOB ?", [pattern]
+        return "CAST(json_extract(d.metadata, ?) AS TEXT) = ?", [f'$."{self.field}"', self.value]
+
+
+@dataclass
+class EntityFilter:
+    """Passages that mention an entity: ``label`` (PER, ORG...) and/or its ``text`` (any case)."""
+
+    label: str | None = None
+    text: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> "EntityFilter":
+        """``LABEL=TEXT`` or ``TEXT``."""
+        label, sep, value = text.partition("=")
+        return cls(label.strip().upper(), value.strip()) if sep else cls(None, text.strip())
+
+    def sql(self) -> tuple[str, list]:
+        conditions = [c for c, v in (("label = ?", self.label), ("text = ? COLLATE NOCASE", self.text)) if v]
+        if not conditions:
+            raise ValueError("An entity filter needs a label or a text")
+        values = [v for v in (self.label, self.text) if v]
+        return f"p.id IN (SELECT passage_id FROM entities WHERE {' AND '.join(conditions)})", values
+
+
+@dataclass
+class LabelFilter:
+    """Passages that a classification task (``sentiment``, or a classifier's name) gave ``label``."""
+
+    task: str
+    label: str
+
+    def sql(self) -> tuple[str, list]:
+        return "p.id IN (SELECT passage_id FROM labels WHERE task = ? AND label = ?)", [self.task, self.label]
+
+
+def parse_filters(filters) -> list[Condition]:
+    """Filters from ``Filter``-like objects, ``"field=value"`` strings or a ``{field: value}`` dict."""
+    if isinstance(filters, dict):
+        return [Filter(k, str(v)) for k, v in filters.items()]
+    return [Filter.parse(f) if isinstance(f, str) else f for f in filters]
+
+
+def where_clause(filters: Iterable[Condition]) -> tuple[str, list]:
+    """The filters ANDed into one SQL condition, and its parameters."""
+    parts, params = [], []
+    for f in filters:
+        sql, values = f.sql()
+        parts.append(sql)
+        params += values
+    return (" AND ".join(parts) or "1"), params

@@ -1,0 +1,117 @@
+"""Every score the project reports, written once: SQuAD EM/F1, entity F1, accuracy, retrieval metrics."""
+
+from __future__ import annotations
+
+import collections
+import math
+import re
+import string
+from typing import Sequence
+
+
+# --- extractive QA: the official SQuAD v1.1 evaluation ------------------------------------------------
+
+def normalize_answer(text: str) -> str:
+    """Lower-case; drop punctuation, articles (a, an, the) and extra white space."""
+    text = "".join(ch for ch in text.lower() if ch not in set(string.punctuation))
+    text = re.sub(r"\b(a|an|the)\b", " ", text)
+    return " ".join(text.split())
+
+
+def exact_match(prediction: str, truth: str) -> float:
+    return float(normalize_answer(prediction) == normalize_answer(truth))
+
+
+def f1_score(prediction: str, truth: str) -> float:
+    pred, gold = normalize_answer(prediction).split(), normalize_answer(truth).split()
+    if not pred or not gold:
+        return float(pred == gold)
+    common = collections.Counter(pred) & collections.Counter(gold)
+    same = sum(common.values())
+    if same == 0:
+        return 0.0
+    precision, recall = same / len(pred), same / len(gold)
+    return 2 * precision * recall / (precision + recall)
+
+
+def score_predictions(examples: Sequence, predictions: dict[str, str]) -> dict[str, float]:
+    """EM and F1 (in percent) of ``predictions`` (question id -> answer) for QA ``examples``
+    (``squad.QAExample``), as the official script computes them: the max over gold answers.
+
+    A question with no gold answer (SQuAD 2.0) counts as right when the prediction is empty.
+    """
+    em = f1 = 0.0
+    for ex in examples:
+        prediction = predictions.get(ex.id, "")
+        truths = ex.answers or [""]
+        em += max(exact_match(prediction, t) for t in truths)
+        f1 += max(f1_score(prediction, t) for t in truths)
+    n = max(len(examples), 1)
+    return {"exact_match": 100 * em / n, "f1": 100 * f1 / n, "questions": len(examples)}
+
+
+# --- named entities ---------------------------------------------------------------------------------
+
+def entity_spans(tags: Sequence[str]) -> set[tuple[int, int, str]]:
+    """Strict BIO chunks: B-X followed by I-X...; a stray I- starts no entity."""
+    spans, start, label = set(), None, None
+    for i, tag in enumerate(list(tags) + ["O"]):
+        if start is not None and tag != "I-" + label:
+            spans.add((start, i, label))
+            start = None
+        if tag.startswith("B-"):
+            start, label = i, tag[2:]
+    return spans
+
+
+def score_entities(gold: list[list[str]], predicted: list[list[str]]) -> dict[str, float]:
+    """Entity-level precision, recall and F1 (percent), exact span and type (seqeval strict style)."""
+    tp = n_gold = n_pred = 0
+    for g, p in zip(gold, predicted):
+        gs, ps = entity_spans(g), entity_spans(p)
+        tp, n_gold, n_pred = tp + len(gs & ps), n_gold + len(gs), n_pred + len(ps)
+    precision = tp / n_pred if n_pred else 0.0
+    recall = tp / n_gold if n_gold else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"precision": 100 * precision, "recall": 100 * recall, "f1": 100 * f1, "entities": n_gold}
+
+
+# --- classification ---------------------------------------------------------------------------------
+
+def accuracy(predicted: Sequence[str], gold: Sequence[str]) -> float:
+    """Share of ``predicted`` labels equal to ``gold``, in percent."""
+    return 100 * sum(p == g for p, g in zip(predicted, gold)) / max(len(gold), 1)
+
+
+# --- retrieval --------------------------------------------------------------------------------------
+
+def ndcg_at(ranked: list[str], qrels: dict[str, int], k: int = 10) -> float:
+    dcg = sum(qrels.get(d, 0) / math.log2(i + 2) for i, d in enumerate(ranked[:k]))
+    ideal = sorted(qrels.values(), reverse=True)[:k]
+    idcg = sum(g / math.log2(i + 2) for i, g in enumerate(ideal))
+    return dcg / idcg if idcg > 0 else 0.0
+
+
+def recall_at(ranked: list[str], qrels: dict[str, int], k: int = 100) -> float:
+    return len(set(ranked[:k]) & set(qrels)) / len(qrels) if qrels else 0.0
+
+
+def average_precision(ranked: list[str], qrels: dict[str, int]) -> float:
+    hits, total = 0, 0.0
+    for i, d in enumerate(ranked):
+        if d in qrels:
+            hits += 1
+            total += hits / (i + 1)
+    return total / len(qrels) if qrels else 0.0
+
+
+def score_run(run: dict[str, list[str]], qrels: dict[str, dict[str, int]]) -> dict[str, float]:
+    """Mean nDCG@10, Recall@100 and MAP (over the ranked lists given, cut at 100) of a run."""
+    queries = [q for q in run if qrels.get(q)]
+    if not queries:
+        return {"ndcg@10": 0.0, "recall@100": 0.0, "map": 0.0, "queries": 0}
+    mean = lambda f: sum(f(run[q][:100], qrels[q]) for q in queries) / len(queries)  # noqa: E731
+    return {
+        "ndcg@10": mean(ndcg_at), "recall@100": mean(recall_at), "map": mean(average_precision),
+        "queries": len(queries),
+    }

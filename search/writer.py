@@ -1,0 +1,333 @@
+"""The write path of an index: files and texts -> documents -> passages -> vectors -> one transaction.
+
+``IndexWriter`` owns the SQLite write transaction and commits it together with the FAISS vectors in
+two phases (write ``vectors.faiss.pending``, commit SQLite, rename the pending file over the live
+one; ``vectors.VectorIndex.recover`` finishes or undoes a run killed in between). Long runs commit
+every ``checkpoint_seconds``, only where a file is complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterable, Mapping, Sequence
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from .enrich import Enricher, parse_enrichers
+from .errors import SearchError, UnreadableFile
+from .ingest import Document, RowOptions, file_hash, find_files, first_line_title, load_file
+from .passages import Passage, split_passages
+from .store import StoredPassage, chunks, marks
+from .vectors import VectorIndex
+
+if TYPE_CHECKING:
+    from .index import Index
+
+
+@dataclass
+class IndexReport:
+    """What one indexing run did."""
+
+    files: int = 0
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    passages: int = 0
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        return {**self.__dict__, "skipped": [{"path": p, "reason": r} for p, r in self.skipped]}
+
+
+#: A document and its passages, ready to encode and store.
+Split = tuple[Document, list[Passage]]
+
+
+class IndexWriter:
+    """Adds, replaces, deletes, enriches and repairs the documents of one ``Index``."""
+
+    #: Seconds between commits during a long indexing run (an interrupt loses at most this much).
+    checkpoint_seconds = 30.0
+    #: Passages encoded per step.
+    batch_passages = 256
+
+    def __init__(self, index: "Index"):
+        self.index = index
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        return self.index.store.conn
+
+    # --- transactions ---------------------------------------------------------------------------
+
+    def begin(self) -> None:
+        """Take SQLite's write lock now, so that a second writer fails early with a clear message."""
+        if self.conn.in_transaction:
+            return
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise SearchError(f"Another process is writing to the index at {self.index.path};"
+                              " try again when it is done.") from exc
+
+    def commit(self) -> None:
+        """Commit SQLite and the vectors together (two phases, see the module's docstring)."""
+        path = self.index.vectors_path
+        self.index.vectors.write_pending(path)
+        self.conn.commit()
+        self.index.vectors.promote(path)
+
+    def rollback(self) -> None:
+        """Forget uncommitted work: roll SQLite back and reload the last committed vectors."""
+        self.conn.rollback()
+        self.index.vectors = VectorIndex.load(self.index.vectors_path, self.index.vectors.dimension)
+
+    def set_meta(self, values: Mapping[str, object]) -> None:
+        self.conn.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                              [(k, str(v)) for k, v in values.items()])
+
+    # --- documents ----------------------------------------------------------------------------
+
+    def add_paths(
+        self, paths: Iterable[str | os.PathLike], include: Sequence[str] = (), exclude: Sequence[str] = (),
+        rows: RowOptions | None = None, prune: bool = False, progress: bool = False, enrich=None,
+    ) -> IndexReport:
+        started = time.perf_counter()
+        if enrich:
+            self.set_enrichers(enrich)
+        report = IndexReport()
+        files = list(find_files(paths, include, exclude))
+        report.files = len(files)
+        store = self.index.store
+        known = store.documents_by_key("source")
+        split: list[Split] = []
+        replaced_sources: list[str] = []
+        for path in tqdm(files, desc="Reading", unit="file", disable=not progress):
+            source = str(path)
+            try:
+                data = path.read_bytes()
+            except OSError as exc:
+                report.skipped.append((source, f"cannot read: {exc.strerror or exc}"))
+                continue
+            if source in known and known[source][1] == file_hash(data):
+                report.unchanged += 1
+                continue
+            try:
+                loaded = load_file(path, rows, data)
+            except UnreadableFile as exc:
+                report.skipped.append((source, str(exc)))
+                continue
+            if source in known:
+                replaced_sources.append(source)
+                report.updated += 1
+            else:
+                report.added += 1
+            split.extend((doc, self._passages_of(doc)) for doc in loaded)
+        stale = set(store.documents_of_sources(replaced_sources))
+        if prune:
+            gone = [s for s in store.file_sources() if not Path(s).exists()]
+            pruned = store.documents_of_sources(gone)
+            report.removed = len(pruned)
+            stale |= set(pruned)
+        report.passages = self._write(split, sorted(stale), progress)
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def add_texts(self, texts: Sequence[str], metadata: Sequence[dict] | None = None,
+                  ids: Sequence[str] | None = None, progress: bool = False) -> IndexReport:
+        started = time.perf_counter()
+        report = IndexReport(files=0)
+        known = self.index.store.documents_by_key("path")
+        split, stale = [], []
+        for i, text in enumerate(texts):
+            digest = hashlib.sha256(text.encode()).hexdigest()
+            key = str(ids[i]) if ids is not None else f"text:{digest[:16]}"
+            if key in known and known[key][1] == digest:
+                report.unchanged += 1
+                continue
+            if key in known:
+                stale.append(known[key][0])
+                report.updated += 1
+            else:
+                report.added += 1
+            meta = dict(metadata[i]) if metadata is not None else {}
+            doc = Document(path=key, text=text, title=str(meta.get("title") or first_line_title(text, key)),
+                           metadata=meta, hash=digest)
+            split.append((doc, self._passages_of(doc)))
+        report.passages = self._write(split, stale, progress)
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def delete(self, targets: Iterable[str]) -> int:
+        doc_ids: set[int] = set()
+        for target in targets:
+            doc_ids |= set(self.index.store.find_documents(target))
+            doc_ids |= set(self.index.store.find_documents(str(Path(target).expanduser().resolve())))
+        self._write([], sorted(doc_ids), progress=False)
+        return len(doc_ids)
+
+    def _passages_of(self, doc: Document) -> list[Passage]:
+        """Split a document (page by page for PDFs, so that a passage never spans two pages)."""
+        overlap = int(self.index.meta.get("overlap", 32))
+        bounds = doc.pages + [len(doc.text)] if doc.pages else [0, len(doc.text)]
+        out = []
+        tokenizer = self.index.encoder.tokenizer
+        for page, (lo, hi) in enumerate(zip(bounds, bounds[1:]), 1):
+            for p in split_passages(doc.text[lo:hi], tokenizer, self.index.max_tokens - 2, overlap):
+                out.append(Passage(p.text, p.start + lo, p.end + lo, page if doc.pages else None))
+        return out
+
+    def _write(self, split: list[Split], stale_doc_ids: list[int], progress: bool) -> int:
+        """Replace ``stale_doc_ids`` by the split documents in one or more checkpointed transactions."""
+        if not split and not stale_doc_ids:
+            return 0
+        self.begin()
+        try:
+            self.index.vectors.remove(self.delete_documents(stale_doc_ids))
+            total = sum(len(p) for _, p in split)
+            last_checkpoint = time.monotonic()
+            with tqdm(total=total, desc="Encoding", unit="passage", disable=not progress or not total) as bar:
+                for batch, complete in _batches(split, self.batch_passages):
+                    texts = [p.text for _, passages in batch for p in passages]
+                    vectors = self.index.encoder.encode(texts) if texts else np.zeros((0, self.index.vectors.dimension))
+                    at, added = 0, []
+                    for doc, passages in batch:
+                        doc_id, ids = self.add_document(doc, passages, vectors[at : at + len(passages)])
+                        self.index.vectors.add(ids, vectors[at : at + len(passages)])
+                        at += len(passages)
+                        added += [StoredPassage(pid, doc_id, p.start, p.text) for pid, p in zip(ids, passages)]
+                    self._enrich_passages(added, self.index.enrichers)
+                    bar.update(len(texts))
+                    if complete and time.monotonic() - last_checkpoint > self.checkpoint_seconds:
+                        self.commit()
+                        last_checkpoint = time.monotonic()
+            self.commit()
+        except BaseException:
+            self.rollback()
+            raise
+        return total
+
+    def add_document(self, doc: Document, passages: list[Passage], vectors: np.ndarray) -> tuple[int, list[int]]:
+        """Insert a document and its passages; return the new document id and passage ids."""
+        cur = self.conn.execute(
+            "INSERT INTO documents (path, source, title, hash, mtime, metadata, pages, text, indexed_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (doc.path, doc.source, doc.title, doc.hash, doc.mtime, json.dumps(doc.metadata),
+             json.dumps(doc.pages), doc.text, time.time()),
+        )
+        doc_id = cur.lastrowid
+        ids = []
+        for order, (p, vec) in enumerate(zip(passages, vectors)):
+            cur = self.conn.execute(
+                "INSERT INTO passages (document_id, ord, start_char, end_char, page, text, vector)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (doc_id, order, p.start, p.end, p.page, p.text, np.asarray(vec, np.float32).tobytes()),
+            )
+            ids.append(cur.lastrowid)
+        return doc_id, ids
+
+    def delete_documents(self, doc_ids: list[int]) -> list[int]:
+        """Delete documents, their passages and enrichment; return the deleted passage ids."""
+        removed: list[int] = []
+        for chunk in chunks(doc_ids):
+            m = marks(chunk)
+            removed += [r[0] for r in self.conn.execute(f"SELECT id FROM passages WHERE document_id IN ({m})", chunk)]
+            for table in ("entities", "labels"):
+                self.conn.execute(f"DELETE FROM {table} WHERE document_id IN ({m})", chunk)
+            self.conn.execute(f"DELETE FROM enriched WHERE passage_id IN"
+                              f" (SELECT id FROM passages WHERE document_id IN ({m}))", chunk)
+            self.conn.execute(f"DELETE FROM passages WHERE document_id IN ({m})", chunk)
+            self.conn.execute(f"DELETE FROM documents WHERE id IN ({m})", chunk)
+        return removed
+
+    # --- enrichment -----------------------------------------------------------------------------
+
+    def set_enrichers(self, specs) -> None:
+        """Add enrichment tasks (``"ner,sentiment"``, ``classify:FOLDER``...) to the index for good."""
+        current = {e.task: e for e in self.index.enrichers}
+        for e in parse_enrichers(specs):
+            current[e.task] = e
+        self.index.meta["enrich"] = json.dumps({e.task: e.model for e in current.values()})
+        self.index.__dict__["enrichers"] = list(current.values())
+        self.begin()
+        self.set_meta({"enrich": self.index.meta["enrich"]})
+        self.conn.commit()
+
+    def _enrich_passages(self, passages: list[StoredPassage], enrichers: Sequence[Enricher]) -> None:
+        """Run enrichment tasks on passages and store the results, in the open transaction."""
+        if not passages:
+            return
+        ids, doc_ids = [p.id for p in passages], [p.document_id for p in passages]
+        for enricher in enrichers:
+            results = enricher.run([p.text for p in passages], [p.start for p in passages])
+            enricher.save(self.conn, ids, doc_ids, results)
+
+    def enrich(self, specs=None, progress: bool = False) -> int:
+        """Run enrichment tasks (given ones are added to the index's) on passages that lack them.
+
+        Returns how many (passage, task) pairs were processed.
+        """
+        if specs:
+            self.set_enrichers(specs)
+        done = 0
+        self.begin()
+        try:
+            for enricher in self.index.enrichers:
+                todo = self.index.store.passages_to_enrich(enricher.task)
+                for b in tqdm(range(0, len(todo), self.batch_passages), desc=f"Enriching ({enricher.task})",
+                              disable=not progress or not todo):
+                    self._enrich_passages(todo[b : b + self.batch_passages], [enricher])
+                    done += len(todo[b : b + self.batch_passages])
+            self.conn.commit()
+        except BaseException:
+            self.conn.rollback()
+            raise
+        return done
+
+    # --- repair -----------------------------------------------------------------------------------
+
+    def repair(self) -> int:
+        """Rebuild the FAISS file from the vectors kept in SQLite (re-encoding any passage without one).
+
+        Returns the number of vectors in the rebuilt index.
+        """
+        store = self.index.store
+        self.begin()
+        missing = store.passages_without_vectors()
+        if missing:
+            vectors = self.index.encoder.encode([t for _, t in missing])
+            self.conn.executemany("UPDATE passages SET vector = ? WHERE id = ?",
+                                  [(np.asarray(v, np.float32).tobytes(), i) for (i, _), v in zip(missing, vectors)])
+        matrix, ids = store.vectors()
+        vectors = VectorIndex(int(self.index.meta["dimension"]))
+        vectors.add(ids, matrix)
+        self.index.vectors = vectors
+        self.commit()
+        return len(vectors)
+
+
+def _batches(split: list[Split], size: int):
+    """Group whole documents into batches of about ``size`` passages.
+
+    Yields ``(batch, complete)``: ``complete`` is True when the batch ends with the last document of
+    its file, the only places where a checkpoint may commit (a file is indexed all or nothing, so
+    that its content hash can say it is done).
+    """
+    batch, count = [], 0
+    for i, (doc, passages) in enumerate(split):
+        batch.append((doc, passages))
+        count += len(passages)
+        if count >= size or i == len(split) - 1:
+            following = split[i + 1][0] if i + 1 < len(split) else None
+            complete = following is None or not doc.source or following.source != doc.source
+            yield batch, complete
+            batch, count = [], 0
