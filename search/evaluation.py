@@ -230,8 +230,9 @@ def evaluate_reader(reader, examples) -> dict[str, float]:
 
 
 def evaluate_qa(data, reader, modes=("reader",), limit: int | None = None, k: int = 5, progress: bool = False,
-                index_folder: str | Path | None = None, **ask_options) -> list[dict]:
-    """EM/F1 of ``reader`` on the first ``limit`` questions of a SQuAD-format file.
+                index_folder: str | Path | None = None, start: int = 0, **ask_options) -> list[dict]:
+    """EM/F1 of ``reader`` on ``limit`` questions of a SQuAD-format file from question ``start`` on
+    (held-out slices such as dev questions 600-1,600, which no training checkpoint was chosen by).
 
     ``reader`` mode gives the gold paragraph; ``open`` mode indexes every paragraph of the file (in
     ``index_folder``, reused when it holds them, else a temporary folder) and answers through
@@ -242,7 +243,7 @@ def evaluate_qa(data, reader, modes=("reader",), limit: int | None = None, k: in
     from .squad import load_squad
 
     all_examples = load_squad(data)
-    examples = all_examples[:limit]
+    examples = all_examples[start : None if limit is None else start + limit]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for mode in modes:

@@ -169,6 +169,8 @@ def test_eval_qa_and_train_reader(run, tmp_path, tiny_model, tiny_qa):
     data.write_text(json.dumps(SQUAD))
     rows = json.loads(run("eval", "qa", "--data", data, "--reader", tiny_qa, "--json").output)
     assert rows[0]["mode"] == "reader" and rows[0]["questions"] == 3 and 0 <= rows[0]["f1"] <= 100
+    sliced = json.loads(run("eval", "qa", "--data", data, "--reader", tiny_qa, "--start", 1, "--limit", 1, "--json").output)
+    assert sliced[0]["questions"] == 1
     out = run("train", "reader", "--data", data, "--output", tmp_path / "run", "--base-model", tiny_model,
               "--epochs", "1", "--batch-size", "2", "--max-length", "48", "--stride", "16", "--dev", data,
               "--seed", "5", "--warmup", "0.5", "--train-embeddings").output

@@ -59,7 +59,8 @@ def eval_retrieval(collections, modes, model, encoder, cache, precision, as_json
               help="SQuAD-format JSON file.")
 @click.option("--mode", "modes", multiple=True, type=click.Choice(["reader", "open"]),
               help="reader: the gold paragraph is given; open: all paragraphs indexed, found by retrieval.")
-@click.option("--limit", type=int, help="Only the first N questions.")
+@click.option("--limit", type=int, help="Only N questions.")
+@click.option("--start", default=0, show_default=True, help="Skip the first N questions.")
 @click.option("-k", "k", default=5, show_default=True, help="Open mode: passages to read.")
 @click.option("--cache", type=click.Path(file_okay=False, path_type=Path),
               help="Open mode: keep the paragraph index in this folder and reuse it next time.")
@@ -67,13 +68,13 @@ def eval_retrieval(collections, modes, model, encoder, cache, precision, as_json
 @precision_option
 @json_option
 @handle_errors
-def eval_qa(data, modes, limit, k, cache, reader_model, precision, as_json):
+def eval_qa(data, modes, limit, start, k, cache, reader_model, precision, as_json):
     """Exact match and F1 (official SQuAD normalisation) of the reader."""
     from ..evaluation import evaluate_qa
     from ..reader import Reader
 
     rows = evaluate_qa(data, Reader(reader_model, precision=precision), modes or ("reader",), limit=limit, k=k,
-                       progress=show_progress(as_json), index_folder=cache)
+                       progress=show_progress(as_json), index_folder=cache, start=start)
     if as_json:
         echo_json(rows)
         return
