@@ -230,7 +230,8 @@ class Index:
             hits.append(Hit(
                 rank=len(hits) + 1, score=r.score, passage_id=r.passage_id, document_id=row["document_id"],
                 path=row["path"], title=row["title"], text=row["text"], start=row["start_char"],
-                end=row["end_char"], page=row["page"], source=row["source"], metadata=row["metadata"],
+                end=row["end_char"], page=row["page"], section=row["section"] or "", code=bool(row["code"]),
+                source=row["source"], metadata=row["metadata"],
                 dense_score=r.dense, lexical_score=r.lexical,
             ))
             if len(hits) == k:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from .errors import UnreadableFile
+from .markup import Section, Structured, assemble, html_blocks, markdown_blocks, rst_blocks
 
 
 @dataclass
@@ -20,7 +21,8 @@ class Document:
     """A unit of text with where it came from.
 
     ``path`` is the document's unique key: the file path, or ``file#row-id`` for a row of a
-    .jsonl/.csv file. ``pages`` holds the character offset where each page starts (PDF only).
+    .jsonl/.csv file. ``pages`` holds the character offset where each page starts (PDF only);
+    ``sections`` the spans of text under each heading, and the code blocks (Markdown, reST, HTML).
     """
 
     path: str
@@ -29,6 +31,7 @@ class Document:
     source: str = ""
     metadata: dict = field(default_factory=dict)
     pages: list[int] = field(default_factory=list)
+    sections: list[Section] = field(default_factory=list)
     hash: str = ""
     mtime: float = 0.0
 
@@ -53,12 +56,32 @@ def _read_bytes(path: Path) -> bytes:
 
 
 def _decode(data: bytes) -> str:
-    if b"\x00" in data[:8192]:
-        raise UnreadableFile("binary file (NUL bytes)")
+    """UTF-8 text, or text in the encoding charset-normalizer detects (Latin-1, cp1252, UTF-16...)."""
     try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise UnreadableFile(f"not UTF-8 text (byte {exc.start})") from exc
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        text = _detected_text(data)
+    if "\x00" in text[:8192]:
+        raise UnreadableFile("binary file (NUL bytes)")
+    return text
+
+
+_BOMS = (b"\xff\xfe", b"\xfe\xff")
+
+
+def _detected_text(data: bytes) -> str:
+    """``data`` decoded in the encoding charset-normalizer finds least chaotic. Among equally calm
+    ones cp1252, the usual legacy encoding of Western text, wins: on short French or German text
+    cp1250 ties with it and turns "è" into "č". UTF-16 only with its byte order mark."""
+    from charset_normalizer import from_bytes
+
+    matches = [m for m in from_bytes(data) if not m.encoding.startswith("utf_16") or data.startswith(_BOMS)]
+    if not matches:
+        raise UnreadableFile("binary file (no text encoding fits)")
+    least = min(m.chaos for m in matches)
+    calm = [m for m in matches if m.chaos <= least + 0.01]
+    best = next((m for m in calm if m.encoding == "cp1252"), None) or max(calm, key=lambda m: m.coherence)
+    return str(best)
 
 
 def first_line_title(text: str, fallback: str) -> str:
@@ -74,19 +97,31 @@ def load_text(path: Path, data: bytes, options: RowOptions) -> list[Document]:
     return [Document(path=str(path), text=text, title=first_line_title(text, path.stem))]
 
 
+def _structured_document(path: Path, parsed: Structured, title: str = "") -> list[Document]:
+    if not parsed.text.strip():
+        raise UnreadableFile("no text in it")
+    return [Document(path=str(path), text=parsed.text, sections=parsed.sections,
+                     title=title or parsed.title or first_line_title(parsed.text, path.stem))]
+
+
+def load_markdown(path: Path, data: bytes, options: RowOptions) -> list[Document]:
+    """Markdown as text: headings give the title and section paths, code blocks are sections of their own."""
+    return _structured_document(path, assemble(markdown_blocks(_decode(data))))
+
+
+def load_rst(path: Path, data: bytes, options: RowOptions) -> list[Document]:
+    """reStructuredText (Sphinx's roles and directives included) as text, with its sections."""
+    return _structured_document(path, assemble(rst_blocks(_decode(data))))
+
+
 def load_html(path: Path, data: bytes, options: RowOptions) -> list[Document]:
-    """Visible text: each block element (paragraph, heading, list item, ...) its own paragraph,
-    inline elements (links, code, emphasis) kept inside their sentence; no scripts or styles."""
+    """Visible text of the page's main content: each block element its own paragraph, inline elements
+    inside their sentence; no scripts, styles, navigation or permalinks; headings give sections."""
     import html_text
 
     tree = html_text.parse_html(_decode(data))  # lxml in recovery mode, as browsers read broken HTML
     title = " ".join((tree.findtext(".//title") or "").split())
-    for element in tree.iter("title"):
-        element.drop_tree()
-    text = html_text.extract_text(tree)
-    if not text:
-        raise UnreadableFile("no text in the HTML")
-    return [Document(path=str(path), text=text, title=title or first_line_title(text, path.stem))]
+    return _structured_document(path, assemble(html_blocks(tree)), title)
 
 
 def load_pdf(path: Path, data: bytes, options: RowOptions) -> list[Document]:
@@ -162,9 +197,11 @@ Loader = Callable[[Path, bytes, RowOptions], list[Document]]
 LOADERS: dict[str, Loader] = {
     ".txt": load_text,
     ".text": load_text,
-    ".md": load_text,
-    ".markdown": load_text,
-    ".rst": load_text,
+    ".md": load_markdown,
+    ".markdown": load_markdown,
+    ".rst": load_rst,
+    ".rst.txt": load_rst,  # Sphinx copies its sources into the built site as _sources/*.rst.txt
+    ".md.txt": load_markdown,
     ".html": load_html,
     ".htm": load_html,
     ".pdf": load_pdf,
@@ -197,7 +234,7 @@ def load_file(path: Path, options: RowOptions | None = None, data: bytes | None 
     options = options or RowOptions()
     if data is None or not data.strip():
         data = _read_bytes(path)
-    loader = LOADERS.get(path.suffix.lower(), load_text)
+    loader = LOADERS.get("".join(path.suffixes[-2:]).lower()) or LOADERS.get(path.suffix.lower(), load_text)
     docs = loader(path, data, options)
     digest, mtime = file_hash(data), path.stat().st_mtime
     for doc in docs:

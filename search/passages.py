@@ -21,6 +21,8 @@ class Passage:
     start: int
     end: int
     page: int | None = None
+    section: str | None = None  # heading path in a document with sections (Markdown, reST, HTML), else None
+    code: bool = False  # a code block
 
 
 def sentence_starts(text: str) -> list[int]:

@@ -155,6 +155,7 @@ class FoundAnswer:
     sentence_offset: int  # where the span starts inside ``sentence``
     passage_rank: int  # retrieval rank of the passage it came from
     sources: int = 1  # how many passages gave this answer
+    section: str = ""  # heading path of its passage
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -202,5 +203,6 @@ def answers_from_hits(reader: Reader, question: str, hits: list, answers: int = 
         merged[key] = FoundAnswer(
             text=a.text, score=a.score, path=hit.path, title=hit.title, start=hit.start + a.start,
             end=hit.start + a.end, page=hit.page, sentence=sentence, sentence_offset=offset, passage_rank=hit.rank,
+            section=hit.section,
         )
     return sorted(merged.values(), key=lambda f: f.score, reverse=True)[:answers]

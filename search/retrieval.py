@@ -37,6 +37,8 @@ class Hit:
     start: int
     end: int
     page: int | None = None
+    section: str = ""  # heading path of the passage in its document
+    code: bool = False  # the passage is a code block
     source: str = ""
     metadata: dict = field(default_factory=dict)
     dense_score: float | None = None

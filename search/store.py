@@ -69,6 +69,7 @@ class Store:
     def _ensure_schema(self) -> None:
         if "documents" in self.db.table_names():
             self._ensure_enrichment_tables()
+            self._ensure_section_columns()
             return
         with self.conn:
             self.db["meta"].create({"key": str, "value": str}, pk="key")
@@ -81,13 +82,20 @@ class Store:
             self.db["documents"].create_index(["source"])
             self.db["passages"].create(
                 {"id": int, "document_id": int, "ord": int, "start_char": int, "end_char": int,
-                 "page": int, "text": str, "vector": bytes},
+                 "page": int, "section": str, "code": int, "text": str, "vector": bytes},
                 pk="id", foreign_keys=[("document_id", "documents", "id")], not_null={"text"},
             )
             self.db["passages"].create_index(["document_id"])
             self.db["passages"].enable_fts(["text"], fts_version="FTS5", tokenize="porter", create_triggers=True)
             self.db["meta"].insert({"key": "schema_version", "value": str(SCHEMA_VERSION)})
         self._ensure_enrichment_tables()
+
+    def _ensure_section_columns(self) -> None:
+        """Indexes made before passages had sections get the two columns (empty for their passages)."""
+        if "section" not in self.db["passages"].columns_dict:
+            with self.conn:
+                self.conn.execute("ALTER TABLE passages ADD COLUMN section TEXT")
+                self.conn.execute("ALTER TABLE passages ADD COLUMN code INTEGER")
 
     def _ensure_enrichment_tables(self) -> None:
         """Entities, per-passage labels (sentiment, classifiers) and which passages each task has seen."""
@@ -167,8 +175,10 @@ class Store:
         matrix = np.vstack([np.frombuffer(r[1], dtype=np.float32) for r in rows]) if rows else np.zeros((0, 0), np.float32)
         return matrix, [r[0] for r in rows]
 
-    def passages_without_vectors(self) -> list[tuple[int, str]]:
-        return list(self.conn.execute("SELECT id, text FROM passages WHERE vector IS NULL"))
+    def passages_without_vectors(self) -> list[tuple[int, str, str | None, str]]:
+        """(id, document title, section, text) of passages that have no vector."""
+        return list(self.conn.execute("SELECT p.id, d.title, p.section, p.text FROM passages p"
+                                      " JOIN documents d ON d.id = p.document_id WHERE p.vector IS NULL"))
 
     def passages_to_enrich(self, task: str) -> list[StoredPassage]:
         """Passages that ``task`` has not seen."""
@@ -210,7 +220,7 @@ class Store:
         out: dict[int, dict] = {}
         for chunk in chunks(ids):
             for row in self.db.query(
-                "SELECT p.id, p.document_id, p.ord, p.start_char, p.end_char, p.page, p.text,"
+                "SELECT p.id, p.document_id, p.ord, p.start_char, p.end_char, p.page, p.section, p.code, p.text,"
                 " d.path, d.source, d.title, d.metadata FROM passages p JOIN documents d ON d.id = p.document_id"
                 f" WHERE p.id IN ({marks(chunk)})", chunk,
             ):

@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 from .enrich import Enricher, parse_enrichers
 from .errors import SearchError, UnreadableFile
 from .ingest import Document, RowOptions, file_hash, find_files, first_line_title, load_file
+from .markup import PATH_SEPARATOR
 from .passages import Passage, split_passages
 from .store import StoredPassage, chunks, marks
 from .vectors import VectorIndex
@@ -176,14 +177,19 @@ class IndexWriter:
         return len(doc_ids)
 
     def _passages_of(self, doc: Document) -> list[Passage]:
-        """Split a document (page by page for PDFs, so that a passage never spans two pages)."""
+        """Split a document part by part (PDF pages, sections, code blocks), so that a passage never
+        spans two pages or leaves its section. The window leaves room for the context each passage
+        is encoded with (``encoding_text``)."""
         overlap = int(self.index.meta.get("overlap", 32))
-        bounds = doc.pages + [len(doc.text)] if doc.pages else [0, len(doc.text)]
-        out = []
         tokenizer = self.index.encoder.tokenizer
-        for page, (lo, hi) in enumerate(zip(bounds, bounds[1:]), 1):
-            for p in split_passages(doc.text[lo:hi], tokenizer, self.index.max_tokens - 2, overlap):
-                out.append(Passage(p.text, p.start + lo, p.end + lo, page if doc.pages else None))
+        out = []
+        for part in document_parts(doc):
+            section = part.section if doc.sections else None
+            context = context_of(doc.title, section)
+            room = len(tokenizer(context, add_special_tokens=False)["input_ids"]) + 1 if context else 0
+            window = max(self.index.max_tokens - 2 - min(room, MAX_CONTEXT_TOKENS), 16)
+            for p in split_passages(doc.text[part.start : part.end], tokenizer, window, overlap):
+                out.append(Passage(p.text, p.start + part.start, p.end + part.start, part.page, section, part.code))
         return out
 
     def _write(self, split: list[Split], stale_doc_ids: list[int], progress: bool) -> int:
@@ -197,7 +203,7 @@ class IndexWriter:
             last_checkpoint = time.monotonic()
             with tqdm(total=total, desc="Encoding", unit="passage", disable=not progress or not total) as bar:
                 for batch, complete in _batches(split, self.batch_passages):
-                    texts = [p.text for _, passages in batch for p in passages]
+                    texts = [encoding_text(doc.title, p.section, p.text) for doc, passages in batch for p in passages]
                     vectors = self.index.encoder.encode(texts) if texts else np.zeros((0, self.index.vectors.dimension))
                     at, added = 0, []
                     for doc, passages in batch:
@@ -228,9 +234,10 @@ class IndexWriter:
         ids = []
         for order, (p, vec) in enumerate(zip(passages, vectors)):
             cur = self.conn.execute(
-                "INSERT INTO passages (document_id, ord, start_char, end_char, page, text, vector)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (doc_id, order, p.start, p.end, p.page, p.text, np.asarray(vec, np.float32).tobytes()),
+                "INSERT INTO passages (document_id, ord, start_char, end_char, page, section, code, text, vector)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (doc_id, order, p.start, p.end, p.page, p.section, int(p.code), p.text,
+                 np.asarray(vec, np.float32).tobytes()),
             )
             ids.append(cur.lastrowid)
         return doc_id, ids
@@ -304,15 +311,54 @@ class IndexWriter:
         self.begin()
         missing = store.passages_without_vectors()
         if missing:
-            vectors = self.index.encoder.encode([t for _, t in missing])
+            vectors = self.index.encoder.encode([encoding_text(title, section, text) for _, title, section, text in missing])
             self.conn.executemany("UPDATE passages SET vector = ? WHERE id = ?",
-                                  [(np.asarray(v, np.float32).tobytes(), i) for (i, _), v in zip(missing, vectors)])
+                                  [(np.asarray(v, np.float32).tobytes(), m[0]) for m, v in zip(missing, vectors)])
         matrix, ids = store.vectors()
         vectors = VectorIndex(int(self.index.meta["dimension"]))
         vectors.add(ids, matrix)
         self.index.vectors = vectors
         self.commit()
         return len(vectors)
+
+
+#: At most this many tokens of a passage's window go to its context (title and section path).
+MAX_CONTEXT_TOKENS = 32
+
+
+@dataclass(frozen=True)
+class Part:
+    start: int
+    end: int
+    page: int | None = None
+    section: str = ""
+    code: bool = False
+
+
+def document_parts(doc: Document) -> list[Part]:
+    """The spans a document is split in: its pages cut by its sections (or the whole text)."""
+    pages = list(zip(doc.pages, doc.pages[1:] + [len(doc.text)])) if doc.pages else [(0, len(doc.text))]
+    sections = doc.sections or [None]
+    parts = []
+    for number, (lo, hi) in enumerate(pages, 1):
+        for s in sections:
+            start, end = (lo, hi) if s is None else (max(lo, s.start), min(hi, s.end))
+            if start < end:
+                parts.append(Part(start, end, number if doc.pages else None, s.path if s else "", bool(s and s.code)))
+    return parts
+
+
+def context_of(title: str, section: str | None) -> str:
+    """Where a passage of a document with sections stands: the title and the section path ("" for
+    passages of documents without sections, whose ``section`` is None)."""
+    return "" if section is None else PATH_SEPARATOR.join(x for x in (title, section) if x)
+
+
+def encoding_text(title: str, section: str | None, text: str) -> str:
+    """The text whose vector stands for a passage: its text after its context (a code block alone
+    says little of what it is for)."""
+    context = context_of(title, section)
+    return f"{context}\n{text}" if context else text
 
 
 def _batches(split: list[Split], size: int):

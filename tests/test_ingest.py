@@ -30,16 +30,23 @@ def test_html_strips_markup_and_scripts(corpus):
 
 
 def test_html_blocks_are_paragraphs_and_inline_elements_stay_in_their_sentence(tmp_path):
-    from search.passages import sentence_starts
-
     path = tmp_path / "page.html"
     path.write_text("<nav><a href='/'>Home</a></nav><h1>FAISS</h1>\n<p>The simplest index, <code>IndexFlatIP</code>,\n"
                     "compares <b>every</b> vector.</p><ul><li>one</li><li>two</li></ul>")
     (doc,) = load_file(path)
-    assert doc.text == "Home\n\nFAISS\n\nThe simplest index, IndexFlatIP, compares every vector.\n\none\ntwo"
-    assert doc.title == "Home"  # no <title>: the first line
-    sentences = [doc.text[s:].split("\n")[0] for s in sentence_starts(doc.text)]
-    assert sentences[:3] == ["Home", "FAISS", "The simplest index, IndexFlatIP, compares every vector."]
+    assert doc.text == "FAISS\n\nThe simplest index, IndexFlatIP, compares every vector.\n\none\n\ntwo"
+    assert doc.title == "FAISS"  # no <title>: the first heading; the navigation is left out
+
+
+@pytest.mark.parametrize("encoding, text", [
+    ("latin-1", "Le café est une boisson très appréciée en France. On le boit après le déjeuner."),
+    ("cp1251", "Москва является столицей России. Это крупнейший город страны."),
+    ("utf-16", "A text saved as UTF-16, with its byte order mark."),
+])
+def test_text_that_is_not_utf8_is_decoded_by_detection(tmp_path, encoding, text):
+    path = tmp_path / "legacy.txt"
+    path.write_bytes(text.encode(encoding))
+    assert load_file(path)[0].text == text
 
 
 def test_pdf_keeps_pages(tmp_path):
@@ -70,7 +77,7 @@ def test_csv_with_custom_fields(tmp_path):
     [
         ("empty.txt", b"  \n", "empty"),
         ("binary.txt", b"abc\x00\x01\x02def", "binary"),
-        ("latin.txt", "caf\u00e9".encode("latin-1"), "UTF-8"),
+        ("noise.txt", bytes(range(256)) * 8, "binary"),
         ("broken.pdf", b"%PDF-1.4\nthis is not really a pdf", "PDF"),
         ("bad.jsonl", b'{"text": "ok"}\n{not json\n', "line 2"),
         ("notext.jsonl", b'{"title": "no text field"}\n', "text"),

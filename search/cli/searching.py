@@ -34,6 +34,11 @@ def snippet(text: str, query: str, width: int = 500) -> str:
     return pattern.sub(lambda m: click.style(m.group(0), bold=True, fg="red"), piece) if pattern else piece
 
 
+def heading(title: str, section: str) -> str:
+    """A hit's title and, when it has one, the section path of its passage."""
+    return f"{title} > {section}" if section else title
+
+
 @cli.command()
 @click.argument("text")
 @index_option
@@ -56,7 +61,7 @@ def query(text, index_path, k, mode, per_doc, as_json, **filters):
         click.echo("No results.")
     for h in hits:
         where = display_path(h.path) + (f", page {h.page}" if h.page else "")
-        click.echo(click.style(f"{h.rank}. {h.score:.3f}  {h.title}", bold=True) + f"  ({where})")
+        click.echo(click.style(f"{h.rank}. {h.score:.3f}  {heading(h.title, h.section)}", bold=True) + f"  ({where})")
         click.echo("   " + snippet(h.text, text) + "\n")
 
 
@@ -92,5 +97,5 @@ def ask(question, index_path, k, answers, mode, threshold, reader_model, precisi
         o, n = f.sentence_offset, len(f.text)
         before, span, after = (re.sub(r"\s+", " ", x) for x in (f.sentence[:o], f.sentence[o : o + n], f.sentence[o + n :]))
         click.echo(f"   {before}" + click.style(span, bold=True, fg="red") + after)
-        click.echo(f"   {f.title} ({where})\n")
+        click.echo(f"   {heading(f.title, f.section)} ({where})\n")
 
