@@ -248,7 +248,10 @@ def _register_sphinx_markup() -> None:
     from docutils.parsers.rst import Directive, directives, roles
 
     def role(name, rawtext, text, lineno, inliner, options=None, content=None):
-        return [nodes.literal(rawtext, _role_title(text))], []
+        shown = _role_title(text)
+        if name.rsplit(":", 1)[-1] in ("func", "meth", "function") and not shown.endswith(")"):
+            shown += "()"  # as Sphinx shows functions and methods
+        return [nodes.literal(rawtext, shown)], []
 
     class AnyOptions(dict):
         """Every option accepted as text (Sphinx's directives have many)."""

@@ -76,7 +76,7 @@ def test_markdown_drops_markup_and_keeps_code_blocks_as_sections():
 def test_rst_drops_labels_roles_and_directives_and_keeps_their_text():
     parsed = assemble(rst_blocks(RST))
     assert parsed.title == "Command line"
-    assert "Use search.index or open; see the API." in parsed.text
+    assert "Use search.index() or open(); see the API." in parsed.text  # :func: and :meth: get () as in Sphinx
     assert "Changed in version 2.1: The --json option." in parsed.text
     assert "search(query, k=10)\n\nReturn the k best passages." in parsed.text
     assert "Prose in a note." in parsed.text
