@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import SearchError
-from .metrics import accuracy, score_entities, score_predictions, score_run
+from .metrics import (accuracy, answer_f1, answered_precision, calibration_error, score_entities, score_predictions,
+                      score_run)
 
 
 @dataclass
@@ -199,24 +200,47 @@ def evaluate_collections(folders, modes=("lexical", "dense", "hybrid"), model: s
 
 # --- question answering ---------------------------------------------------------------------------
 
-def reader_predictions(reader, examples) -> dict[str, str]:
-    """The reader's best answer to each example's question in its gold paragraph ("" for none)."""
-    predictions = {}
+def best_answers(reader, examples) -> dict:
+    """The reader's best answer (an ``Answer``, abstention off; None when it has no span) to each
+    example's question in its gold paragraph."""
+    best = {}
     for ex in examples:
-        answers = reader.read(ex.question, [ex.context], top_k=1)
-        predictions[ex.id] = answers[0].text if answers else ""
-    return predictions
+        answers = reader.read(ex.question, [ex.context], top_k=1, threshold=None)
+        best[ex.id] = answers[0] if answers else None
+    return best
 
 
-def open_predictions(index, reader, examples, k: int = 5, **ask_options) -> dict[str, str]:
-    """The first answer of ``Index.ask``-style retrieval and reading to each example's question."""
+def reader_scores(examples, best: dict, threshold: float | None) -> dict[str, float]:
+    """EM/F1 (and HasAns/NoAns) of the best answers, each dropped below ``threshold``, and the
+    expected calibration error (in percent) of their confidence that they are right (F1 >= 0.5)."""
+    predictions = {i: a.text if a and (threshold is None or a.score >= threshold) else "" for i, a in best.items()}
+    confidences = [best[ex.id].score if best[ex.id] else 0.0 for ex in examples]
+    right = [bool(best[ex.id] and ex.answers and answer_f1(best[ex.id].text, ex.answers) >= 0.5) for ex in examples]
+    return {**score_predictions(examples, predictions), "ece": 100 * calibration_error(confidences, right)}
+
+
+def asked(index, reader, examples, k: int = 5, answers: int = 3, **ask_options) -> tuple[dict, dict]:
+    """Each example's question asked of ``index``: the texts of up to ``answers`` answers, and of
+    the top 3 retrieved passages, by question id."""
     from .reader import answers_from_hits
 
-    predictions = {}
+    found, retrieved = {}, {}
     for ex in examples:
-        found = answers_from_hits(reader, ex.question, index.search(ex.question, k=k), answers=1, **ask_options)
-        predictions[ex.id] = found[0].text if found else ""
-    return predictions
+        hits = index.search(ex.question, k=k)
+        found[ex.id] = [a.text for a in answers_from_hits(reader, ex.question, hits, answers, **ask_options)]
+        retrieved[ex.id] = [h.text for h in hits[:3]]
+    return found, retrieved
+
+
+def retrieval_qa_scores(examples, found: dict, retrieved: dict) -> dict[str, float]:
+    """Top-1 EM/F1 (and HasAns/NoAns), F1 of the best of 3 answers, retrieval hit@3 (a gold answer
+    in one of the 3 best passages) and the precision of the questions answered."""
+    top = {i: answers[0] if answers else "" for i, answers in found.items()}
+    answerable = [ex for ex in examples if ex.answers]
+    best_of_3 = [max([answer_f1(a, ex.answers) for a in found[ex.id][:3]] or [answer_f1("", ex.answers)]) for ex in examples]
+    hit = [any(t in p for t in ex.answers for p in retrieved[ex.id]) for ex in answerable]
+    return {**score_predictions(examples, top), "any_of_3_f1": 100 * sum(best_of_3) / max(len(examples), 1),
+            "hit@3": 100 * sum(hit) / max(len(answerable), 1), **answered_precision(examples, top)}
 
 
 def _timed(function, *args, **kwargs):
@@ -224,19 +248,28 @@ def _timed(function, *args, **kwargs):
     return function(*args, **kwargs), time.perf_counter() - started
 
 
-def evaluate_reader(reader, examples) -> dict[str, float]:
-    """EM/F1 with the gold paragraph given (reader-only)."""
-    return score_predictions(examples, reader_predictions(reader, examples))
+def evaluate_reader(reader, examples, threshold: float | str | None = None) -> dict[str, float]:
+    """EM/F1 with the gold paragraph given (reader-only); ``threshold`` as in ``Reader.read``."""
+    return reader_scores(examples, best_answers(reader, examples), reader.threshold_for(threshold))
+
+
+#: What ``evaluate_qa`` can measure: the reader given the gold paragraph; retrieval and reading over
+#: an index of the file's paragraphs; over an index of the documents the questions were written on.
+QA_MODES = ("reader", "open", "corpus")
 
 
 def evaluate_qa(data, reader, modes=("reader",), limit: int | None = None, k: int = 5, progress: bool = False,
-                index_folder: str | Path | None = None, start: int = 0, **ask_options) -> list[dict]:
+                index_folder: str | Path | None = None, start: int = 0, corpus: str | Path | None = None,
+                threshold: float | str | None = "default", **ask_options) -> list[dict]:
     """EM/F1 of ``reader`` on ``limit`` questions of a SQuAD-format file from question ``start`` on
     (held-out slices such as dev questions 600-1,600, which no training checkpoint was chosen by).
 
-    ``reader`` mode gives the gold paragraph; ``open`` mode indexes every paragraph of the file (in
-    ``index_folder``, reused when it holds them, else a temporary folder) and answers through
-    retrieval over ``k`` passages. ``ask_options`` go to ``answers_from_hits``.
+    ``reader`` mode gives the gold paragraph; ``open`` mode indexes every paragraph of the file and
+    ``corpus`` mode the documents in the folder ``corpus`` (those the file's "corpus" entry lists, or
+    all), both in ``index_folder`` (reused when it holds them, else a temporary folder), and answers
+    through retrieval over ``k`` passages, as ``Index.ask`` does. ``threshold`` is the confidence
+    below which the reader says "no answer", as in ``Reader.read``; ``ask_options`` go to
+    ``answers_from_hits``.
     """
     from tqdm.auto import tqdm
 
@@ -248,13 +281,19 @@ def evaluate_qa(data, reader, modes=("reader",), limit: int | None = None, k: in
     with tempfile.TemporaryDirectory() as tmp:
         for mode in modes:
             shown = tqdm(examples, desc=f"Answering ({mode})", disable=not progress)
-            if mode == "open":
-                with paragraph_index(all_examples, Path(index_folder or tmp), progress) as index:
-                    predictions, seconds = _timed(open_predictions, index, reader, shown, k, **ask_options)
+            if mode == "reader":
+                best, seconds = _timed(best_answers, reader, shown)
+                scores = reader_scores(examples, best, reader.threshold_for(threshold))
             else:
-                predictions, seconds = _timed(reader_predictions, reader, shown)
-            rows.append({"mode": mode, **score_predictions(examples, predictions),
-                         "ms_per_question": 1000 * seconds / max(len(examples), 1), "dtype": reader.precision})
+                where = Path(index_folder or tmp)
+                index = corpus_index(data, corpus, where, progress) if mode == "corpus" else \
+                    paragraph_index(all_examples, where, progress)
+                with index:
+                    (found, retrieved), seconds = _timed(asked, index, reader, shown, k, threshold=threshold,
+                                                           **ask_options)
+                scores = retrieval_qa_scores(examples, found, retrieved)
+            rows.append({"mode": mode, **scores, "ms_per_question": 1000 * seconds / max(len(examples), 1),
+                         "dtype": reader.precision})
     return rows
 
 
@@ -264,6 +303,24 @@ def paragraph_index(examples, folder: Path, progress: bool):
 
     index = Index.open_or_create(folder / "paragraphs")
     index.add_texts(list(dict.fromkeys(ex.context for ex in examples)), progress=progress)
+    return index
+
+
+def corpus_index(data, corpus, folder: Path, progress: bool):
+    """An index of the documents a QA file was written on: the files its "corpus" entry lists under
+    the folder ``corpus``, or the whole folder."""
+    from .index import Index
+
+    if corpus is None:
+        raise SearchError("Corpus mode needs the folder of the documents (--corpus).")
+    corpus = Path(corpus)
+    listed = json.loads(Path(data).read_text()).get("corpus", {}).get("files")
+    paths = [corpus / f for f in listed] if listed else [corpus]
+    missing = [p for p in paths if not p.exists()]
+    if missing:
+        raise SearchError(f"{len(missing)} documents of the QA file are not in {corpus}, e.g. {missing[0]}")
+    index = Index.open_or_create(folder / "corpus")
+    index.add_paths(paths, progress=progress)
     return index
 
 

@@ -7,7 +7,7 @@ parameters (never pasted into the SQL).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Protocol
+from typing import ClassVar, Iterable, Protocol
 
 DOCUMENT_COLUMNS = ("path", "title", "source")
 
@@ -49,6 +49,7 @@ class EntityFilter:
 
     label: str | None = None
     text: str | None = None
+    task: ClassVar[str] = "ner"  # the enrichment it needs
 
     @classmethod
     def parse(cls, text: str) -> "EntityFilter":
@@ -68,7 +69,7 @@ class EntityFilter:
 class LabelFilter:
     """Passages that a classification task (``sentiment``, or a classifier's name) gave ``label``."""
 
-    task: str
+    task: str  # the enrichment it needs
     label: str
 
     def sql(self) -> tuple[str, list]:

@@ -17,7 +17,7 @@ import numpy as np
 
 from .encoders import Encoder, load_encoder
 from .enrich import Enricher, make_enricher
-from .errors import IndexCorrupt, IndexNotFound, ModelMismatch
+from .errors import IndexCorrupt, IndexNotFound, ModelMismatch, SearchError
 from .filters import Condition, parse_filters
 from .models import DEFAULT_MODEL, resolve_model
 from .retrieval import Hit, Retriever
@@ -213,7 +213,10 @@ class Index:
         ``filters`` are ``Filter`` objects, ``"field=value"`` strings or a ``{field: value}`` dict.
         ``options`` go to the Retriever (``fusion``, ``alpha``).
         """
+        if not query.strip():
+            raise SearchError("The query is empty: say what to search for.")
         filters = parse_filters(filters)
+        self._check_enriched(filters)
         n = max(k * 5, 100) if per_doc else max(k, 100 if mode == "hybrid" else k)
         ranked = self.retriever(**options).rank(query, n, mode, filters)
         if not per_doc:
@@ -238,9 +241,20 @@ class Index:
                 break
         return hits
 
-    def ask(self, question: str, k: int = 5, answers: int = 3, reader=None,
-            no_answer_threshold: float | None = None, **search_options) -> list:
-        """Retrieve ``k`` passages and read them: the best ``answers`` as ``FoundAnswer``s.
+    def _check_enriched(self, filters) -> None:
+        """A filter on entities or labels needs its enrichment task: without it nothing could match."""
+        have = {e.task for e in self.enrichers}
+        for task in {getattr(f, "task", None) for f in filters} - have - {None}:
+            command = f"`search enrich --enrich {task}`" if task in ("ner", "sentiment") else \
+                f"`search enrich --enrich classify:FOLDER` with a classifier named {task}"
+            raise SearchError(f"This index has no {task} enrichment, so the filter cannot match anything:"
+                              f" run {command} first.")
+
+    def ask(self, question: str, k: int = 5, answers: int = 3, reader=None, threshold: float | str | None = "default",
+            **search_options) -> list:
+        """Retrieve ``k`` passages and read them: the best ``answers`` as ``FoundAnswer``s, or an
+        empty list when the reader's best answer has less confidence than ``threshold`` (the
+        default: the reader's calibrated threshold; None: always answer).
 
         ``reader`` is a ``Reader`` (default: the shipped one, loaded once per index).
         """
@@ -249,7 +263,7 @@ class Index:
         if reader is None:
             reader = self.__dict__.setdefault("_reader", Reader())
         hits = self.search(question, k=k, **search_options)
-        return answers_from_hits(reader, question, hits, answers, no_answer_threshold=no_answer_threshold)
+        return answers_from_hits(reader, question, hits, answers, threshold=threshold)
 
     def entities(self, label: str | None = None, top: int = 20) -> list[dict]:
         """The most frequent named entities (text, label, mentions, documents), of one ``label`` or all."""

@@ -34,11 +34,16 @@ def f1_score(prediction: str, truth: str) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
-def score_predictions(examples: Sequence, predictions: dict[str, str]) -> dict[str, float]:
-    """EM and F1 (in percent) of ``predictions`` (question id -> answer) for QA ``examples``
-    (``squad.QAExample``), as the official script computes them: the max over gold answers.
+def answer_f1(prediction: str, truths: Sequence[str]) -> float:
+    """F1 of ``prediction`` against the best of ``truths``; with no truths (unanswerable) 1 for no answer."""
+    return max(f1_score(prediction, t) for t in (truths or [""]))
 
-    A question with no gold answer (SQuAD 2.0) counts as right when the prediction is empty.
+
+def score_predictions(examples: Sequence, predictions: dict[str, str]) -> dict[str, float]:
+    """EM and F1 (in percent) of ``predictions`` (question id -> answer, "" for none) for QA
+    ``examples`` (``squad.QAExample``), as the official script computes them: the max over gold
+    answers. A question with no gold answer (SQuAD 2.0) counts as right when the prediction is
+    empty; with such questions the scores are also given apart (HasAns F1, NoAns accuracy).
     """
     em = f1 = 0.0
     for ex in examples:
@@ -47,7 +52,35 @@ def score_predictions(examples: Sequence, predictions: dict[str, str]) -> dict[s
         em += max(exact_match(prediction, t) for t in truths)
         f1 += max(f1_score(prediction, t) for t in truths)
     n = max(len(examples), 1)
-    return {"exact_match": 100 * em / n, "f1": 100 * f1 / n, "questions": len(examples)}
+    scores = {"exact_match": 100 * em / n, "f1": 100 * f1 / n, "questions": len(examples)}
+    answerable = [ex for ex in examples if ex.answers]
+    if len(answerable) < len(examples):
+        unanswerable = [ex for ex in examples if not ex.answers]
+        scores["has_answer_f1"] = 100 * sum(answer_f1(predictions.get(ex.id, ""), ex.answers) for ex in answerable) / max(len(answerable), 1)
+        scores["no_answer_accuracy"] = 100 * sum(not predictions.get(ex.id) for ex in unanswerable) / len(unanswerable)
+    return scores
+
+
+def answered_precision(examples: Sequence, predictions: dict[str, str], right_f1: float = 0.5) -> dict[str, float]:
+    """Of the questions given an answer, the share answered right (F1 >= ``right_f1``; any answer to
+    an unanswerable question is wrong), in percent, and how many were answered."""
+    answered = [ex for ex in examples if predictions.get(ex.id)]
+    right = sum(answer_f1(predictions[ex.id], ex.answers) >= right_f1 for ex in answered if ex.answers)
+    return {"answered": len(answered), "answered_precision": 100 * right / max(len(answered), 1)}
+
+
+def calibration_error(confidences: Sequence[float], right: Sequence[bool], bins: int = 10) -> float:
+    """Expected calibration error: the mean gap between confidence and accuracy over equal-width
+    confidence bins, weighted by the share of predictions in each bin."""
+    total, gap = len(confidences), 0.0
+    for b in range(bins):
+        lo, hi = b / bins, (b + 1) / bins
+        members = [i for i, c in enumerate(confidences) if lo <= c < hi or (b == bins - 1 and c == 1.0)]
+        if members:
+            mean_confidence = sum(confidences[i] for i in members) / len(members)
+            accuracy_ = sum(bool(right[i]) for i in members) / len(members)
+            gap += len(members) / total * abs(mean_confidence - accuracy_)
+    return gap
 
 
 # --- named entities ---------------------------------------------------------------------------------

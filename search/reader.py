@@ -8,8 +8,11 @@ and end logits, which is comparable across windows and passages.
 
 from __future__ import annotations
 
+import json
 import math
+import re
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Sequence
 
@@ -49,8 +52,27 @@ def best_spans(start_logits: np.ndarray, end_logits: np.ndarray, first: int, las
     return sorted(spans, reverse=True)
 
 
+#: ``Reader.read(threshold=DEFAULT)``: the threshold the reader's calibration chose.
+DEFAULT = "default"
+CALIBRATION = "calibration.json"
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """How a reader's no-answer margin becomes a probability that its best span is right:
+    ``sigmoid(scale * margin + bias)``, and below which confidence it says "no answer" (fitted on
+    questions held out of training: ``search train calibrate``)."""
+
+    scale: float
+    bias: float
+    threshold: float
+
+    def answerable(self, margin: float) -> float:
+        return 1 / (1 + math.exp(-(self.scale * margin + self.bias)))
+
+
 class Reader(ModelRunner):
-    """``Reader(model).read(question, passages)`` returns ranked answers.
+    """``Reader(model).read(question, passages)`` returns ranked answers, or none when it is not sure.
 
     ``model`` is a folder of an ``AutoModelForQuestionAnswering`` (or one made by ``search train
     reader``) or a hub id (online only); ``Reader()`` loads the reader this project ships.
@@ -69,6 +91,24 @@ class Reader(ModelRunner):
     @classmethod
     def default_model(cls) -> Path:
         return DEFAULT_READER
+
+    @classmethod
+    def from_model(cls, model, tokenizer, **options):
+        runner = super().from_model(model, tokenizer, **options)
+        runner.__dict__["calibration"] = None  # a model in training: no calibration yet
+        return runner
+
+    @cached_property
+    def calibration(self) -> Calibration | None:
+        """The model folder's calibration.json; without one, every span counts as answerable."""
+        path = Path(self.path) / CALIBRATION
+        return Calibration(**json.loads(path.read_text())) if path.is_file() else None
+
+    def threshold_for(self, threshold: float | str | None) -> float | None:
+        """``DEFAULT`` made concrete: the calibrated threshold (None for an uncalibrated reader)."""
+        if threshold == DEFAULT:
+            return self.calibration.threshold if self.calibration else None
+        return threshold
 
     def _windows(self, question: str, passages: Sequence[str]):
         return self.tokenizer(
@@ -89,40 +129,88 @@ class Reader(ModelRunner):
             ends.append(out.end_logits.float().cpu().numpy())
         return np.concatenate(starts), np.concatenate(ends)
 
-    def read(self, question: str, passages: Sequence[str], top_k: int = 5,
-             passage_bias: Sequence[float] | None = None, no_answer_threshold: float | None = None) -> list[Answer]:
-        """The ``top_k`` best answers to ``question`` found in ``passages``, best first.
+    def spans(self, question: str, passages: Sequence[str],
+              passage_bias: Sequence[float] | None = None) -> tuple[list[tuple[float, int, int, int]], float]:
+        """Candidate spans as (logit + bias, passage, start, end) and the no-answer margin.
 
-        ``passage_bias`` is added to the logits of every span of a passage (retrieval evidence).
-        With ``no_answer_threshold``, nothing is returned unless the best span beats the model's
-        no-answer score (the [CLS] span, lowest over windows) by at least that many logits; the
-        reader's own logits, before ``passage_bias``, since the bias says nothing about that.
+        A span lies inside one sentence of its passage and starts and ends on word boundaries.
+        The margin is the most any window's best span beats that window's no-answer ([CLS]) score,
+        in the reader's own logits (``passage_bias`` says nothing about whether there is an answer).
         """
-        if not passages or not question.strip():
-            return []
+        from .passages import sentence_starts
+
         encoded = self._windows(question, passages)
         start_logits, end_logits = self._logits(encoded)
-        candidates, no_answer, best_span = [], math.inf, -math.inf
+        breaks = [sentence_starts(p) for p in passages]
+        candidates, margin = [], -math.inf
         for w in range(len(encoded["input_ids"])):
-            sequence_ids = encoded.sequence_ids(w)
-            context = [i for i, s in enumerate(sequence_ids) if s == 1]
+            context = [i for i, s in enumerate(encoded.sequence_ids(w)) if s == 1]
             if not context:
                 continue
             passage = encoded["overflow_to_sample_mapping"][w]
-            offsets = encoded["offset_mapping"][w]
+            offsets, text = encoded["offset_mapping"][w], passages[passage]
             bias = passage_bias[passage] if passage_bias is not None else 0.0
-            no_answer = min(no_answer, float(start_logits[w][0] + end_logits[w][0]))
+            no_answer = float(start_logits[w][0] + end_logits[w][0])
             for logit, s, e in best_spans(start_logits[w], end_logits[w], context[0], context[-1],
                                           self.top_n, self.max_answer_tokens):
-                candidates.append((logit + bias, passage, offsets[s][0], offsets[e][1]))
-                best_span = max(best_span, logit)
-        if no_answer_threshold is not None and best_span < no_answer + no_answer_threshold:
+                start, end = offsets[s][0], offsets[e][1]
+                if _acceptable(text, start, end, breaks[passage]):
+                    candidates.append((logit + bias, passage, start, end))
+                    margin = max(margin, logit - no_answer)
+        return candidates, margin
+
+    def read(self, question: str, passages: Sequence[str], top_k: int = 5,
+             passage_bias: Sequence[float] | None = None, threshold: float | str | None = DEFAULT) -> list[Answer]:
+        """The ``top_k`` best answers to ``question`` found in ``passages``, best first; none when
+        the best one's confidence is below ``threshold`` (``DEFAULT``: the calibrated one; None:
+        never abstain).
+
+        ``passage_bias`` is added to the logits of every span of a passage (retrieval evidence).
+        An answer's confidence is the calibrated probability that the reader's best span is right
+        times the answer's share of the softmax over all candidate spans.
+        """
+        if not passages or not question.strip():
             return []
-        return _rank(candidates, passages, top_k)
+        candidates, margin = self.spans(question, passages, passage_bias)
+        answerable = self.calibration.answerable(margin) if self.calibration and candidates else 1.0
+        return abstain(_rank(candidates, passages, top_k, answerable), self.threshold_for(threshold))
 
 
-def _rank(candidates: list[tuple[float, int, int, int]], passages: Sequence[str], top_k: int) -> list[Answer]:
-    """Softmax over all candidate spans; one answer per distinct (passage, start, end), best first."""
+def abstain(answers: list, threshold: float | None) -> list:
+    """No answers when the best one's confidence is below ``threshold`` (None: keep them)."""
+    return [] if threshold is not None and (not answers or answers[0].score < threshold) else answers
+
+
+#: Characters a span does not end (or start) with: a person would not select them.
+_DANGLING_END = ",;:"
+_PAIRS = {"(": ")", "[": "]", "{": "}"}
+_SAME_PAIRS = '"`'
+#: Before a sentence start, the ends of abbreviations and initials, which do not end a sentence:
+#: "C. J. Anderson", "U.S. Army", "Dr. Smith".
+_ABBREVIATION = re.compile(r"(?:\b[A-Za-z]|(?:[A-Z]\.)+[A-Z]|\b[A-Z][a-z]{1,2})\.[\"')\]]*\s+$")
+
+
+def _acceptable(text: str, start: int, end: int, sentence_starts: list[int]) -> bool:
+    """A span a person would select: inside one sentence, whole words, no dangling punctuation,
+    balanced brackets and quotes (an apostrophe inside a span is fine: Workers' Party)."""
+    if end <= start or any(start < b < end and not _ABBREVIATION.search(text[max(0, b - 8):b]) for b in sentence_starts):
+        return False
+    if start > 0 and text[start - 1].isalnum() and text[start].isalnum():
+        return False
+    if end < len(text) and text[end - 1].isalnum() and text[end].isalnum():
+        return False
+    span = text[start:end]
+    if span[-1] in _DANGLING_END or span[0] in _DANGLING_END + ")]}":
+        return False
+    if any(span.count(o) != span.count(c) for o, c in _PAIRS.items()) or any(span.count(q) % 2 for q in _SAME_PAIRS):
+        return False
+    return not (span[0] == "'" and span.count("'") == 1)
+
+
+def _rank(candidates: list[tuple[float, int, int, int]], passages: Sequence[str], top_k: int,
+          answerable: float = 1.0) -> list[Answer]:
+    """One answer per distinct (passage, start, end), best first; confidence ``answerable`` times
+    the softmax share over all candidate spans."""
     best: dict[tuple[int, int, int], float] = {}
     for logit, passage, start, end in candidates:  # a span seen in two overlapping windows counts once
         key = (passage, start, end)
@@ -134,7 +222,7 @@ def _rank(candidates: list[tuple[float, int, int, int]], passages: Sequence[str]
     answers = []
     for (passage, start, end), logit in sorted(best.items(), key=lambda kv: kv[1], reverse=True):
         text = passages[passage][start:end]
-        answers.append(Answer(text, math.exp(logit - top) / total, logit, passage, start, end))
+        answers.append(Answer(text, answerable * math.exp(logit - top) / total, logit, passage, start, end))
         if len(answers) == top_k:
             break
     return answers
@@ -184,15 +272,20 @@ def retrieval_evidence(hits: list, weight: float) -> list[float]:
     return [weight * max(h.score, 0.0) / top if top > 0 else 0.0 for h in hits]
 
 
+#: Candidate spans merged into answers: enough that the best answer does not depend on how many are asked for.
+CANDIDATES = 15
+
+
 def answers_from_hits(reader: Reader, question: str, hits: list, answers: int = 3,
-                      retrieval_weight: float | None = None, no_answer_threshold: float | None = None) -> list[FoundAnswer]:
-    """Read retrieved passages (``Hit``s) and merge identical answers from different passages."""
+                      retrieval_weight: float | None = None, threshold: float | str | None = DEFAULT) -> list[FoundAnswer]:
+    """Read retrieved passages (``Hit``s) and merge identical answers from different passages
+    (their confidences add up); none when the best merged answer is below ``threshold``."""
     from .metrics import normalize_answer
 
     weight = RETRIEVAL_WEIGHT if retrieval_weight is None else retrieval_weight
     merged: dict[str, FoundAnswer] = {}
-    for a in reader.read(question, [h.text for h in hits], top_k=max(answers * 5, 10),
-                         passage_bias=retrieval_evidence(hits, weight), no_answer_threshold=no_answer_threshold):
+    for a in reader.read(question, [h.text for h in hits], top_k=max(answers * 5, CANDIDATES),
+                         passage_bias=retrieval_evidence(hits, weight), threshold=None):
         key = normalize_answer(a.text) or a.text
         if key in merged:
             merged[key].score += a.score
@@ -205,4 +298,4 @@ def answers_from_hits(reader: Reader, question: str, hits: list, answers: int = 
             end=hit.start + a.end, page=hit.page, sentence=sentence, sentence_offset=offset, passage_rank=hit.rank,
             section=hit.section,
         )
-    return sorted(merged.values(), key=lambda f: f.score, reverse=True)[:answers]
+    return abstain(sorted(merged.values(), key=lambda f: f.score, reverse=True), reader.threshold_for(threshold))[:answers]

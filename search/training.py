@@ -408,3 +408,66 @@ def train_classifier(data: str | Path, output: str | Path, recipe: Recipe | None
     return fit(model, tokenizer, features, collate, lambda out, y: _cross_entropy(out.logits, y), Path(output),
                recipe, evaluate if dev_texts else None, "accuracy",
                {"task": "text-classification", "data": str(data), "dev": str(dev), "labels": names}, **loop)
+
+
+# --- the reader's confidence -------------------------------------------------------------------------
+
+def fit_calibration(margins, shares, right) -> tuple[float, float]:
+    """``scale`` and ``bias`` of ``sigmoid(scale * margin + bias) * share`` that minimise the log
+    loss of predicting ``right`` (the reader's best span is right), by gradient descent."""
+    import numpy as np
+
+    m, s, y = (np.asarray(x, dtype=np.float64) for x in (margins, shares, right))
+    m = np.clip(m, -50, 50)
+    scale, bias = 0.5, 0.0
+    for _ in range(5000):
+        z = 1 / (1 + np.exp(-(scale * m + bias)))
+        p = np.clip(z * s, 1e-9, 1 - 1e-9)
+        grad_p = (p - y) / (p * (1 - p))  # d loss / d p
+        grad_z = grad_p * s * z * (1 - z)
+        scale -= 0.05 * float(np.mean(grad_z * m))
+        bias -= 0.05 * float(np.mean(grad_z))
+    return scale, bias
+
+
+def best_threshold(confidences, f1s, no_answer) -> float:
+    """The confidence threshold that maximises SQuAD 2.0 F1: below it the reader says "no answer"
+    (right for an unanswerable question, F1 0 for an answerable one)."""
+    def f1_at(t):
+        return sum((f if c >= t else float(n)) for c, f, n in zip(confidences, f1s, no_answer))
+
+    return max((round(t / 100, 2) for t in range(0, 100)), key=f1_at)
+
+
+def calibrate_reader(reader_folder: str | Path, data: str | Path, held_out_articles: int = 12, seed: int = 13,
+                     log=print) -> dict:
+    """Fit the reader's confidence and its no-answer threshold on the last ``held_out_articles``
+    articles of ``data`` (the ones ``train_reader --held-out-articles`` left out), each question
+    with its paragraph and once with an unanswerable one (``squad.unanswerable_examples``), and
+    write them to the folder's calibration.json."""
+    import math
+
+    from .metrics import answer_f1
+    from .reader import CALIBRATION, Calibration, Reader, _rank
+
+    _, held_out = split_articles(load_squad(data), held_out_articles)
+    if not held_out:
+        raise ValueError("--held-out-articles must leave some articles to calibrate on")
+    examples = held_out + unanswerable_examples(held_out, rate=1.0, seed=seed)
+    reader = Reader(str(reader_folder), precision="float32")
+    margins, shares, f1s = [], [], []
+    for ex in examples:
+        candidates, margin = reader.spans(ex.question, [ex.context])
+        top = _rank(candidates, [ex.context], 1)
+        margins.append(margin if math.isfinite(margin) else -50.0)
+        shares.append(top[0].score if top else 0.0)
+        f1s.append(answer_f1(top[0].text, ex.answers) if top and ex.answers else 0.0)
+    scale, bias = fit_calibration(margins, shares, [f >= 0.5 for f in f1s])
+    calibration = Calibration(scale, bias, 0.0)
+    confidences = [calibration.answerable(m) * s for m, s in zip(margins, shares)]
+    threshold = best_threshold(confidences, f1s, [not ex.answers for ex in examples])
+    result = {"scale": scale, "bias": bias, "threshold": threshold}
+    (Path(reader_folder) / CALIBRATION).write_text(json.dumps(result, indent=2) + "\n")
+    log(f"calibrated on {len(held_out)} questions of the last {held_out_articles} articles of {data} and"
+        f" {len(examples) - len(held_out)} unanswerable pairs: scale {scale:.3f}, bias {bias:.3f}, threshold {threshold}")
+    return {**result, "questions": len(examples)}

@@ -119,3 +119,21 @@ def tiny_mlm(tmp_path_factory):
     torch.manual_seed(3)
     BertForMaskedLM(AutoConfig.from_pretrained(str(folder))).save_pretrained(str(folder))
     return str(folder)
+
+
+@pytest.fixture
+def run(tmp_path):
+    """``run(*args, ok=True)``: the CLI through click's CliRunner, on an index in tmp_path."""
+    from click.testing import CliRunner
+
+    from search.cli import cli
+
+    runner = CliRunner()
+
+    def invoke(*args, ok=True):
+        result = runner.invoke(cli, [str(a) for a in args], env={"SEARCH_INDEX": str(tmp_path / "ix")})
+        if ok:
+            assert result.exit_code == 0, result.output
+        return result
+
+    return invoke

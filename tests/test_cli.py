@@ -1,23 +1,7 @@
 import json
 
 import pytest
-from click.testing import CliRunner
 from safetensors.torch import load_file
-
-from search.cli import cli
-
-
-@pytest.fixture
-def run(tmp_path):
-    runner = CliRunner()
-
-    def invoke(*args, ok=True):
-        result = runner.invoke(cli, [str(a) for a in args], env={"SEARCH_INDEX": str(tmp_path / "ix")})
-        if ok:
-            assert result.exit_code == 0, result.output
-        return result
-
-    return invoke
 
 
 def test_index_query_stats_rm(run, corpus, tiny_model):
@@ -252,4 +236,5 @@ def test_enrich_with_a_custom_classifier(run, corpus, tiny_model, tiny_sentiment
     pos = json.loads(run("query", "the", "-k", "20", "--json", "--label", "topics=positive").output)
     neg = json.loads(run("query", "the", "-k", "20", "--json", "--label", "topics=negative").output)
     assert len(pos) + len(neg) == 5
-    assert json.loads(run("query", "the", "--json", "--label", "other=positive").output) == []
+    unknown = run("query", "the", "--json", "--label", "other=positive", ok=False)
+    assert unknown.exit_code == 1 and "no other enrichment" in unknown.output

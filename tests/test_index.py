@@ -218,6 +218,22 @@ def test_enrichment_is_stored_filterable_and_deleted_with_its_document(index, co
     assert index.store.db["enriched"].count == 2 * (passages - 1)
 
 
+def test_an_empty_query_and_a_filter_without_its_enrichment_are_errors(index, corpus):
+    from search.errors import SearchError
+    from search.filters import EntityFilter, LabelFilter
+
+    index.add_paths([corpus])
+    with pytest.raises(SearchError, match="empty"):
+        index.search("  ")
+    with pytest.raises(SearchError, match=r"no ner enrichment.*search enrich --enrich ner"):
+        index.search("the", filters=[EntityFilter("ORG", "google")])
+    with pytest.raises(SearchError, match=r"no sentiment enrichment.*--enrich sentiment"):
+        index.search("the", filters=[LabelFilter("sentiment", "positive")])
+    with pytest.raises(SearchError, match=r"no topic enrichment.*classify:"):
+        index.search("the", filters=[LabelFilter("topic", "sports")])
+    assert index.search("the", filters=["path=*.md"])  # a document filter needs no enrichment
+
+
 def test_enrich_later_and_remembered_tasks(tmp_path, tiny_model, tiny_sentiment, corpus):
     with Index.create(tmp_path / "ix", model=tiny_model) as idx:
         idx.add_paths([corpus])

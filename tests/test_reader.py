@@ -1,8 +1,11 @@
+import json
+import shutil
+
 import numpy as np
 import pytest
 
 from search.errors import ModelNotFound
-from search.reader import Reader, best_spans, retrieval_evidence, sentence_around
+from search.reader import Reader, abstain, best_spans, retrieval_evidence, sentence_around
 
 
 def test_best_spans_follow_the_rules():
@@ -96,19 +99,69 @@ def test_missing_default_reader_says_how_to_get_one(monkeypatch, tmp_path):
         Reader().model
 
 
-def test_no_answer_threshold_and_passage_bias(tiny_qa, monkeypatch):
-    reader = Reader(tiny_qa)
-    passages = ["the cat sat on the mat", "the dog ran in the park"]
+def _calibrated(tiny_qa, folder, **calibration):
+    """A copy of the tiny reader with a calibration.json."""
+    shutil.copytree(tiny_qa, folder)
+    (folder / "calibration.json").write_text(json.dumps(calibration))
+    return str(folder)
+
+
+def _fixed_logits(reader, passages):
     encoded = reader._windows("who sat", passages)
-    start, end = _peaks(encoded, 0, 5, 5)  # a span of logit 20 in passage 0 ...
+    start, end = _peaks(encoded, 0, 5, 5)  # a span of logit 20 ("cat") in passage 0 ...
     start[:, 0], end[:, 0] = 8.0, 8.0  # ... against a no-answer ([CLS]) logit of 16
     start[1, 5], end[1, 5] = 9.0, 9.0  # and a span of logit 18 in passage 1
-    monkeypatch.setattr(reader, "_logits", lambda enc: (start, end))
+    return start, end
+
+
+def test_the_margin_is_the_best_span_over_no_answer_and_ignores_passage_bias(tiny_qa, monkeypatch):
+    reader = Reader(tiny_qa)
+    passages = ["the cat sat on the mat", "the dog ran in the park"]
+    monkeypatch.setattr(reader, "_logits", lambda enc: _fixed_logits(reader, passages))
+    assert reader.calibration is None  # uncalibrated: the default threshold does not abstain
     assert reader.read("who sat", passages, top_k=1)[0].passage == 0
     assert reader.read("who sat", passages, top_k=1, passage_bias=[0.0, 3.0])[0].passage == 1
-    assert reader.read("who sat", passages, no_answer_threshold=3.0)
-    assert reader.read("who sat", passages, no_answer_threshold=5.0) == []
-    assert reader.read("who sat", passages, no_answer_threshold=5.0, passage_bias=[16.0, 16.0]) == []
+    assert reader.spans("who sat", passages)[1] == 4.0
+    assert reader.spans("who sat", passages, passage_bias=[16.0, 16.0])[1] == 4.0
+
+
+def test_calibrated_confidence_and_the_default_threshold(tiny_qa, tmp_path, monkeypatch):
+    passages = ["the cat sat on the mat", "the dog ran in the park"]
+    reader = Reader(_calibrated(tiny_qa, tmp_path / "reader", scale=1.0, bias=-4.0, threshold=0.4))
+    monkeypatch.setattr(reader, "_logits", lambda enc: _fixed_logits(reader, passages))
+    assert reader.calibration.answerable(4.0) == 0.5  # sigmoid(1 * 4 - 4)
+    best = reader.read("who sat", passages, top_k=1)  # the default threshold: 0.4
+    assert best[0].text == "cat" and 0.4 < best[0].score <= 0.5  # 0.5 times its softmax share
+    assert reader.read("who sat", passages, threshold=0.6) == []
+    assert reader.read("who sat", passages, threshold=None)[0].text == "cat"
+
+
+def test_abstaining_keeps_or_drops_every_answer():
+    from types import SimpleNamespace as A
+
+    answers = [A(score=0.5), A(score=0.2)]
+    assert abstain(answers, None) == abstain(answers, 0.5) == answers
+    assert abstain(answers, 0.6) == [] and abstain([], 0.1) == [] and abstain([], None) == []
+
+
+@pytest.mark.parametrize("text, span, ok", [
+    ("The cat sat. The dog ran.", "sat. The dog", False),  # crosses a sentence
+    ("Dr. Smith wrote it.", "Dr. Smith", True),  # an abbreviation is not a sentence end
+    ("Written by C. J. Anderson in 2001.", "C. J. Anderson", True),
+    ("the catalogue", "cat", False),  # part of a word
+    ("red, green and blue", "red,", False),  # a dangling comma
+    ("call open(path) first", "open(path", False),  # unbalanced bracket
+    ("call open(path) first", "open(path)", True),
+    ('the word "yes" here', '"yes', False),
+    ("the Workers' Party won", "Workers' Party", True),
+    ("run `pip install` now", "`pip install`", True),
+])
+def test_spans_a_person_would_select(text, span, ok):
+    from search.passages import sentence_starts
+    from search.reader import _acceptable
+
+    start = text.index(span)
+    assert _acceptable(text, start, start + len(span), sentence_starts(text)) is ok
 
 
 def test_retrieval_evidence_is_relative_to_the_best_hit():

@@ -50,15 +50,16 @@ def echo_json(data) -> None:
 
 
 def echo_table(rows: list[dict], columns: list[tuple[str, str, int, str]]) -> None:
-    """Rows as a text table; ``columns`` are (heading, key, width, format); a negative width aligns left."""
+    """Rows as a text table; ``columns`` are (heading, key, width, format); a negative width aligns
+    left; a row without a key leaves its cell blank."""
 
     def cell(value, width: int, spec: str) -> str:
-        text = format(value, spec)
+        text = "" if value is None else format(value, spec)
         return text.ljust(-width) if width < 0 else text.rjust(width)
 
     click.echo("".join(cell(heading, width, "") for heading, _, width, _ in columns))
     for row in rows:
-        click.echo("".join(cell(row[key], width, spec) for _, key, width, spec in columns))
+        click.echo("".join(cell(row.get(key), width, spec) for _, key, width, spec in columns))
 
 
 def show_progress(as_json: bool) -> bool:
@@ -76,6 +77,29 @@ def display_path(path: str) -> str:
 def cli():
     """Offline semantic search over your documents: index a folder, then query it in plain language."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+class ConfidenceThreshold(click.ParamType):
+    """A confidence from 0 to 1, ``off`` (None: always answer) or ``default`` (the reader's own)."""
+
+    name = "CONFIDENCE|off"
+
+    def convert(self, value, param, ctx):
+        if value in (None, "default", "off") or isinstance(value, float):
+            return None if value == "off" else value
+        try:
+            number = float(value)
+        except ValueError:
+            self.fail(f"{value!r} is not a confidence from 0 to 1 or 'off'", param, ctx)
+        if not 0 <= number <= 1:
+            self.fail(f"{value} is not between 0 and 1", param, ctx)
+        return number
+
+
+threshold_option = click.option(
+    "--threshold", type=ConfidenceThreshold(), default="default",
+    help="Say 'no answer' when the best answer's confidence is below this (0 to 1); 'off' always answers."
+         "  [default: the reader's calibrated threshold]")
 
 
 def reader_option(func):

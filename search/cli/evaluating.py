@@ -17,6 +17,7 @@ from .common import (
     precision_option,
     reader_option,
     show_progress,
+    threshold_option,
 )
 
 
@@ -57,29 +58,43 @@ def eval_retrieval(collections, modes, model, encoder, cache, precision, as_json
 @eval_group.command(name="qa")
 @click.option("--data", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="SQuAD-format JSON file.")
-@click.option("--mode", "modes", multiple=True, type=click.Choice(["reader", "open"]),
-              help="reader: the gold paragraph is given; open: all paragraphs indexed, found by retrieval.")
+@click.option("--mode", "modes", multiple=True, type=click.Choice(["reader", "open", "corpus"]),
+              help="reader: the gold paragraph is given; open: all paragraphs indexed, found by retrieval;"
+                   " corpus: the documents in --corpus indexed (default with --corpus).")
+@click.option("--corpus", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Folder of the documents the questions were written on (corpus mode).")
 @click.option("--limit", type=int, help="Only N questions.")
 @click.option("--start", default=0, show_default=True, help="Skip the first N questions.")
 @click.option("-k", "k", default=5, show_default=True, help="Open mode: passages to read.")
 @click.option("--cache", type=click.Path(file_okay=False, path_type=Path),
               help="Open mode: keep the paragraph index in this folder and reuse it next time.")
 @reader_option
+@threshold_option
 @precision_option
 @json_option
 @handle_errors
-def eval_qa(data, modes, limit, start, k, cache, reader_model, precision, as_json):
-    """Exact match and F1 (official SQuAD normalisation) of the reader."""
+def eval_qa(data, modes, corpus, limit, start, k, cache, reader_model, threshold, precision, as_json):
+    """Exact match and F1 (official SQuAD normalisation) of the reader; with unanswerable questions
+    (SQuAD 2.0) also HasAns F1 and NoAns accuracy; through retrieval, the F1 of the best of 3
+    answers, retrieval hit@3 and the precision of the answered questions."""
     from ..evaluation import evaluate_qa
     from ..reader import Reader
 
-    rows = evaluate_qa(data, Reader(reader_model, precision=precision), modes or ("reader",), limit=limit, k=k,
-                       progress=show_progress(as_json), index_folder=cache, start=start)
+    modes = modes or (("corpus",) if corpus else ("reader",))
+    rows = evaluate_qa(data, Reader(reader_model, precision=precision), modes, limit=limit, k=k,
+                       progress=show_progress(as_json), index_folder=cache, start=start, corpus=corpus,
+                       threshold=threshold)
     if as_json:
         echo_json(rows)
         return
-    echo_table(rows, [("mode", "mode", -8, ""), ("EM", "exact_match", 7, ".1f"), ("F1", "f1", 7, ".1f"),
-                      ("questions", "questions", 11, ""), ("ms/q", "ms_per_question", 8, ".1f"), ("dtype", "dtype", 9, "")])
+    columns = [("mode", "mode", -8, ""), ("EM", "exact_match", 7, ".1f"), ("F1", "f1", 7, ".1f")]
+    optional = [("HasAns F1", "has_answer_f1", 11, ".1f"), ("NoAns acc", "no_answer_accuracy", 11, ".1f"),
+                ("best-of-3 F1", "any_of_3_f1", 14, ".1f"), ("hit@3", "hit@3", 7, ".1f"),
+                ("answered", "answered", 10, ""), ("precision", "answered_precision", 11, ".1f"),
+                ("ECE", "ece", 7, ".1f")]
+    columns += [c for c in optional if any(c[1] in r for r in rows)]
+    columns += [("questions", "questions", 11, ""), ("ms/q", "ms_per_question", 8, ".1f"), ("dtype", "dtype", 9, "")]
+    echo_table(rows, columns)
 
 
 @eval_group.command(name="ner")

@@ -17,6 +17,7 @@ from .common import (
     json_option,
     precision_option,
     reader_option,
+    threshold_option,
 )
 
 
@@ -34,6 +35,13 @@ def snippet(text: str, query: str, width: int = 500) -> str:
     return pattern.sub(lambda m: click.style(m.group(0), bold=True, fg="red"), piece) if pattern else piece
 
 
+mode_option = click.option(
+    "--mode", type=click.Choice(["hybrid", "dense", "lexical"]), default="hybrid", show_default=True,
+    help="hybrid: meaning and words, score 0 to 1 (0.7 x the dense score + 0.3 x BM25, each scaled so that the"
+         " best candidate scores 1); dense: meaning only, cosine similarity (-1 to 1); lexical: words only, BM25"
+         " (0 up, grows with the number and rarity of matching words). Scores of different modes do not compare.")
+
+
 def heading(title: str, section: str) -> str:
     """A hit's title and, when it has one, the section path of its passage."""
     return f"{title} > {section}" if section else title
@@ -43,7 +51,7 @@ def heading(title: str, section: str) -> str:
 @click.argument("text")
 @index_option
 @click.option("-k", "k", default=5, show_default=True, help="How many results.")
-@click.option("--mode", type=click.Choice(["hybrid", "dense", "lexical"]), default="hybrid", show_default=True)
+@mode_option
 @filter_options
 @click.option("--per-doc", is_flag=True, help="Only the best passage of each document.")
 @json_option
@@ -70,10 +78,9 @@ def query(text, index_path, k, mode, per_doc, as_json, **filters):
 @index_option
 @click.option("-k", "k", default=5, show_default=True, help="Passages to read.")
 @click.option("--answers", default=1, show_default=True, help="How many answers.")
-@click.option("--mode", type=click.Choice(["hybrid", "dense", "lexical"]), default="hybrid", show_default=True)
+@mode_option
 @filter_options
-@click.option("--threshold", type=float, help="Say no answer unless the best span beats the reader's"
-              " no-answer score by this many logits.")
+@threshold_option
 @reader_option
 @precision_option
 @json_option
@@ -85,15 +92,17 @@ def ask(question, index_path, k, answers, mode, threshold, reader_model, precisi
 
     with Index.open(index_path) as idx:
         found = idx.ask(question, k=k, answers=answers, reader=Reader(reader_model, precision=precision),
-                        no_answer_threshold=threshold, mode=mode, filters=collect_filters(**filters))
+                        threshold=threshold, mode=mode, filters=collect_filters(**filters))
     if as_json:
         echo_json([f.to_dict() for f in found])
         return
     if not found:
-        click.echo("No answer found.")
+        click.echo("No answer found." if threshold is None else
+                   "No answer found: no passage answers it with enough confidence (--threshold off shows the best guess).")
     for f in found:
         where = display_path(f.path) + (f", page {f.page}" if f.page else "") + f", characters {f.start}-{f.end}"
-        click.echo(click.style(f.text, bold=True) + f"  (confidence {f.score:.2f})")
+        agree = f", {f.sources} passages agree" if f.sources > 1 else ""
+        click.echo(click.style(f.text, bold=True) + f"  (confidence {f.score:.2f}{agree})")
         o, n = f.sentence_offset, len(f.text)
         before, span, after = (re.sub(r"\s+", " ", x) for x in (f.sentence[:o], f.sentence[o : o + n], f.sentence[o + n :]))
         click.echo(f"   {before}" + click.style(span, bold=True, fg="red") + after)

@@ -114,3 +114,17 @@ def train_classifier_command(labels, text_column, label_column, **options):
 
     _run(train_classifier, label_names=labels.split(",") if labels else None, text_column=text_column,
          label_column=label_column, **options)
+
+
+@train.command(name="calibrate")
+@click.option("--reader", "reader_folder", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="The reader folder; its calibration.json is written.")
+@click.option("--data", required=True, type=FILE, help="The reader's SQuAD-format training file.")
+@click.option("--held-out-articles", default=12, show_default=True,
+              help="The last N articles, which training left out (train reader --held-out-articles).")
+@handle_errors
+def train_calibrate_command(reader_folder, data, held_out_articles):
+    """Fit a reader's confidence and its no-answer threshold on held-out questions."""
+    from ..training import calibrate_reader
+
+    calibrate_reader(reader_folder, data, held_out_articles, log=click.echo)
