@@ -43,6 +43,20 @@ def best_paragraph(question: str, text: str, spans: list[tuple[int, int]]) -> tu
     return max(spans, key=lambda s: len(words & set(content_words(text[s[0]:s[1]]))))
 
 
+IDENTIFIER = re.compile(r"[A-Za-z_][\w.]*(?:\(\))?")
+
+
+def code_forms(answer: str, context: str) -> list[str]:
+    """Other ways the context writes a code identifier answer, which count as the same answer (the
+    SQuAD scorer strips punctuation, so ``Path.cwd()`` would score 0 against ``cwd``): with a
+    qualifier (``Path.cwd``), with parentheses and arguments (``shuffle(x)``), or without them."""
+    if not IDENTIFIER.fullmatch(answer):
+        return []
+    base = re.escape(answer.removesuffix("()").rsplit(".", 1)[-1])
+    forms = re.finditer(rf"(?<![\w.])(?:\w+\.)*{base}(?:\([^()\n]{{0,40}}\))?(?![\w(])", context)
+    return sorted({m.group(0) for m in forms} - {answer})
+
+
 def main(folder: Path) -> None:
     docs = {f.relative_to(folder).as_posix().removesuffix(".rst.txt"): load_file(f)[0].text for f in corpus_files(folder)}
     articles: dict[str, list[dict]] = {}
@@ -57,7 +71,8 @@ def main(folder: Path) -> None:
         at = next(at for at in found if lo <= at and at + len(answer) <= hi) - lo
         articles.setdefault(name, []).append({"context": context, "qas": [{
             "id": f"pydocs-{number:03d}", "question": question, "is_impossible": False,
-            "answers": [{"text": answer, "answer_start": at}]}]})
+            "answers": [{"text": answer, "answer_start": at}] +
+                       [{"text": form, "answer_start": context.index(form)} for form in code_forms(answer, context)]}]})
     everything = [(name, text[lo:hi]) for name, text in docs.items() for lo, hi in paragraphs(text)]
     for number, question in enumerate(UNANSWERABLE, 1):
         words = set(content_words(question))
