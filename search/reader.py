@@ -191,8 +191,8 @@ _ABBREVIATION = re.compile(r"(?:\b[A-Za-z]|(?:[A-Z]\.)+[A-Z]|\b[A-Z][a-z]{1,2})\
 
 
 def _acceptable(text: str, start: int, end: int, sentence_starts: list[int]) -> bool:
-    """A span a person would select: inside one sentence, whole words, no dangling punctuation,
-    balanced brackets and quotes (an apostrophe inside a span is fine: Workers' Party)."""
+    """A span a person would select: inside one sentence and one line (one table cell), whole words,
+    no dangling punctuation, balanced brackets and quotes (an apostrophe inside a span is fine: Workers' Party)."""
     if end <= start or any(start < b < end and not _ABBREVIATION.search(text[max(0, b - 8):b]) for b in sentence_starts):
         return False
     if start > 0 and text[start - 1].isalnum() and text[start].isalnum():
@@ -200,6 +200,8 @@ def _acceptable(text: str, start: int, end: int, sentence_starts: list[int]) -> 
     if end < len(text) and text[end - 1].isalnum() and text[end].isalnum():
         return False
     span = text[start:end]
+    if "\n" in span or " | " in span:  # across lines, or across the cells of a table row (markup.py)
+        return False
     if span[-1] in _DANGLING_END or span[0] in _DANGLING_END + ")]}":
         return False
     if any(span.count(o) != span.count(c) for o, c in _PAIRS.items()) or any(span.count(q) % 2 for q in _SAME_PAIRS):

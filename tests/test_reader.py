@@ -155,6 +155,9 @@ def test_abstaining_keeps_or_drops_every_answer():
     ('the word "yes" here', '"yes', False),
     ("the Workers' Party won", "Workers' Party", True),
     ("run `pip install` now", "`pip install`", True),
+    ("Level | When it's used\nDEBUG | Detailed information", "Level | When", False),  # across table cells
+    ("Level | When it's used\nDEBUG | Detailed information", "used\nDEBUG", False),  # across lines
+    ("Level | When it's used\nDEBUG | Detailed information", "DEBUG", True),
 ])
 def test_spans_a_person_would_select(text, span, ok):
     from search.passages import sentence_starts
