@@ -148,22 +148,29 @@ class IndexWriter:
         started = time.perf_counter()
         report = IndexReport(files=0)
         known = self.index.store.documents_by_key("path")
-        split, stale = [], []
+        split, stale, batch = [], [], {}  # batch: key -> its place in split, for keys repeated in this call
         for i, text in enumerate(texts):
             digest = hashlib.sha256(text.encode()).hexdigest()
             key = str(ids[i]) if ids is not None else f"text:{digest[:16]}"
-            if key in known and known[key][1] == digest:
-                report.unchanged += 1
+            earlier = split[batch[key]][0] if key in batch else None
+            if (earlier.hash if earlier else known.get(key, (None, None))[1]) == digest:
+                report.unchanged += 1  # as when the same text comes again in a later call
                 continue
-            if key in known:
+            if earlier is None and key in known:
                 stale.append(known[key][0])
-                report.updated += 1
-            else:
+            if earlier is None and key not in known:
                 report.added += 1
+            else:
+                report.updated += 1
             meta = dict(metadata[i]) if metadata is not None else {}
             doc = Document(path=key, text=text, title=str(meta.get("title") or first_line_title(text, key)),
                            metadata=meta, hash=digest)
-            split.append((doc, self._passages_of(doc)))
+            entry = (doc, self._passages_of(doc))
+            if earlier is None:
+                batch[key] = len(split)
+                split.append(entry)
+            else:
+                split[batch[key]] = entry  # the later text of an id wins, as in a later call
         report.passages = self._write(split, stale, progress)
         report.seconds = time.perf_counter() - started
         return report

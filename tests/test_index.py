@@ -55,6 +55,17 @@ def test_bad_files_are_skipped_and_counted(index, corpus):
     assert sorted(p.rsplit("/", 1)[1] for p, _ in report.skipped) == ["blob.txt", "empty.txt"]
 
 
+def test_texts_repeated_in_one_call_behave_as_across_calls(index):
+    report = index.add_texts(["same text", "same text", "", ""])
+    assert (report.added, report.unchanged) == (2, 2) and index.stats()["documents"] == 2
+    report = index.add_texts(["one", "two", "three"], ids=["x", "x", "y"])
+    assert (report.added, report.updated) == (2, 1)
+    assert [h.text for h in index.search("two", k=5, mode="lexical")] == ["two"]
+    assert index.search("one", k=5, mode="lexical") == []  # the later text of id x won
+    again = index.add_texts(["same text", "two"], ids=None)
+    assert again.unchanged == 1 and again.added == 1  # "two" without an id is a new document
+
+
 def test_add_texts_metadata_filters_and_delete(index):
     index.add_texts(
         ["the cat sat on the mat", "the dog ran in the park", "the cat ran in the park"],
