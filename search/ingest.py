@@ -144,6 +144,15 @@ def load_pdf(path: Path, data: bytes, options: RowOptions) -> list[Document]:
     return [Document(path=str(path), text=text.rstrip(), title=str(title) or path.stem, pages=pages)]
 
 
+@dataclass
+class BadRow:
+    """A row of a .jsonl or .csv file that could not become a document; the file's other rows still do."""
+
+    source: str
+    line: int
+    reason: str
+
+
 def _row_document(path: Path, row: dict, number: int, options: RowOptions) -> Document | None:
     text = row.get(options.text_field)
     if not isinstance(text, str) or not text.strip():
@@ -158,41 +167,66 @@ def _row_document(path: Path, row: dict, number: int, options: RowOptions) -> Do
     return Document(path=f"{path}#{key}", text=text, title=title, metadata=metadata)
 
 
-def _rows_to_documents(path: Path, rows: Iterable[dict], options: RowOptions) -> list[Document]:
-    docs, seen = [], set()
-    for number, row in enumerate(rows, 1):
+def _rows_to_documents(path: Path, rows: Iterable[tuple[int, object]], options: RowOptions,
+                       bad_rows: list[BadRow]) -> list[Document]:
+    """Documents of the (line, row) pairs; a row that is an error, not an object or without text is
+    added to ``bad_rows`` instead. A file with no good row at all is unreadable."""
+    docs, seen, bad = [], set(), []
+    for number, (line, row) in enumerate(rows, 1):
+        if isinstance(row, BadRow):
+            bad.append(row)
+            continue
         doc = _row_document(path, row, number, options) if isinstance(row, dict) else None
-        if doc is not None and doc.path not in seen:
+        if doc is None:
+            what = "not an object" if not isinstance(row, dict) else f"no text in its {options.text_field!r} field"
+            bad.append(BadRow(str(path), line, what))
+        elif doc.path not in seen:
             seen.add(doc.path)
             docs.append(doc)
     if not docs:
-        raise UnreadableFile(f"no row has a non-empty {options.text_field!r} field")
+        raise UnreadableFile(f"no row has a non-empty {options.text_field!r} field"
+                             + (f" (line {bad[0].line}: {bad[0].reason})" if bad else ""))
+    bad_rows.extend(bad)
     return docs
 
 
-def load_jsonl(path: Path, data: bytes, options: RowOptions) -> list[Document]:
-    rows = []
-    for number, line in enumerate(_decode(data).splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError as exc:
-            raise UnreadableFile(f"line {number} is not JSON ({exc.msg})") from exc
-    return _rows_to_documents(path, rows, options)
+def load_jsonl(path: Path, data: bytes, options: RowOptions, bad_rows: list[BadRow]) -> list[Document]:
+    def rows():
+        for number, line in enumerate(_decode(data).splitlines(), 1):
+            if line.strip():
+                try:
+                    yield number, json.loads(line)
+                except json.JSONDecodeError as exc:
+                    yield number, BadRow(str(path), number, f"not JSON ({exc.msg})")
+
+    return _rows_to_documents(path, rows(), options, bad_rows)
 
 
-def load_csv(path: Path, data: bytes, options: RowOptions) -> list[Document]:
-    text = _decode(data)
+def load_csv(path: Path, data: bytes, options: RowOptions, bad_rows: list[BadRow]) -> list[Document]:
     dialect = csv.excel_tab if path.suffix.lower() == ".tsv" else csv.excel
+    reader = csv.DictReader(io.StringIO(_decode(data)), dialect=dialect)
+
+    def rows():
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                yield reader.line_num, BadRow(str(path), reader.line_num, f"bad CSV ({exc})")
+                continue
+            yield reader.line_num, row
+
     try:
-        rows = list(csv.DictReader(io.StringIO(text), dialect=dialect))
-    except csv.Error as exc:
+        return _rows_to_documents(path, rows(), options, bad_rows)
+    except csv.Error as exc:  # the header itself
         raise UnreadableFile(f"bad CSV ({exc})") from exc
-    return _rows_to_documents(path, rows, options)
 
 
-Loader = Callable[[Path, bytes, RowOptions], list[Document]]
+Loader = Callable[..., list[Document]]  # (path, data, options), and bad_rows for ROW_LOADERS
+
+#: Formats with one document per row: their loaders also take the list that collects bad rows.
+ROW_LOADERS = (load_jsonl, load_csv)
 
 LOADERS: dict[str, Loader] = {
     ".txt": load_text,
@@ -226,8 +260,10 @@ def file_hash(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def load_file(path: Path, options: RowOptions | None = None, data: bytes | None = None) -> list[Document]:
-    """Read one file (or its already-read ``data``) into documents (several for .jsonl/.csv).
+def load_file(path: Path, options: RowOptions | None = None, data: bytes | None = None,
+              bad_rows: list[BadRow] | None = None) -> list[Document]:
+    """Read one file (or its already-read ``data``) into documents (several for .jsonl/.csv, whose
+    rows that cannot be read are appended to ``bad_rows``).
 
     Unknown suffixes are read as text.
     """
@@ -235,7 +271,10 @@ def load_file(path: Path, options: RowOptions | None = None, data: bytes | None 
     if data is None or not data.strip():
         data = _read_bytes(path)
     loader = LOADERS.get("".join(path.suffixes[-2:]).lower()) or LOADERS.get(path.suffix.lower(), load_text)
-    docs = loader(path, data, options)
+    if loader in ROW_LOADERS:
+        docs = loader(path, data, options, [] if bad_rows is None else bad_rows)
+    else:
+        docs = loader(path, data, options)
     digest, mtime = file_hash(data), path.stat().st_mtime
     for doc in docs:
         doc.source, doc.hash, doc.mtime = str(path), digest, mtime

@@ -13,7 +13,7 @@ import json
 import os
 import sqlite3
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Mapping, Sequence
 
@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from .enrich import Enricher, parse_enrichers
 from .errors import SearchError, UnreadableFile
-from .ingest import Document, RowOptions, file_hash, find_files, first_line_title, load_file
+from .ingest import BadRow, Document, RowOptions, file_hash, find_files, first_line_title, load_file
 from .markup import PATH_SEPARATOR
 from .passages import Passage, split_passages
 from .store import StoredPassage, chunks, marks
@@ -43,10 +43,12 @@ class IndexReport:
     removed: int = 0
     passages: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    bad_rows: list[BadRow] = field(default_factory=list)  # rows of .jsonl/.csv files left out; their files' other rows are in
     seconds: float = 0.0
 
     def to_dict(self) -> dict:
-        return {**self.__dict__, "skipped": [{"path": p, "reason": r} for p, r in self.skipped]}
+        return {**self.__dict__, "skipped": [{"path": p, "reason": r} for p, r in self.skipped],
+                "bad_rows": [asdict(b) for b in self.bad_rows]}
 
 
 #: A document and its passages, ready to encode and store.
@@ -123,7 +125,7 @@ class IndexWriter:
                 report.unchanged += 1
                 continue
             try:
-                loaded = load_file(path, rows, data)
+                loaded = load_file(path, rows, data, report.bad_rows)
             except UnreadableFile as exc:
                 report.skipped.append((source, str(exc)))
                 continue

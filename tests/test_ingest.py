@@ -1,3 +1,5 @@
+import json
+
 import pytest
 
 from search.errors import UnreadableFile
@@ -67,9 +69,31 @@ def test_jsonl_rows_become_documents_with_metadata(corpus):
 def test_csv_with_custom_fields(tmp_path):
     path = tmp_path / "t.csv"
     path.write_text("key,body,lang\nk1,Hello there,en\nk2,,en\nk3,Bonjour,fr\n")
-    docs = load_file(path, RowOptions(text_field="body", id_field="key"))
-    assert [d.path.split("#")[1] for d in docs] == ["k1", "k3"]  # the empty row is left out
+    bad = []
+    docs = load_file(path, RowOptions(text_field="body", id_field="key"), bad_rows=bad)
+    assert [d.path.split("#")[1] for d in docs] == ["k1", "k3"]  # the empty row is left out ...
     assert docs[1].metadata["lang"] == "fr"
+    assert [(b.line, b.reason) for b in bad] == [(3, "no text in its 'body' field")]  # ... and reported
+
+
+def test_bad_jsonl_rows_are_reported_and_the_good_ones_kept(tmp_path):
+    path = tmp_path / "rows.jsonl"
+    path.write_text('{"text": "first"}\n{not json\n\n[1, 2]\n{"title": "no text"}\n{"text": "last"}\n')
+    bad = []
+    docs = load_file(path, bad_rows=bad)
+    assert [d.text for d in docs] == ["first", "last"]
+    assert [(b.source, b.line) for b in bad] == [(str(path), 2), (str(path), 4), (str(path), 5)]
+    assert bad[0].reason.startswith("not JSON") and bad[1].reason == "not an object"
+
+
+def test_index_reports_bad_rows_and_indexes_the_rest(run, tmp_path, tiny_model):
+    path = tmp_path / "rows.jsonl"
+    path.write_text("".join(f'{{"id": "r{i}", "text": "row number {i}"}}\n' if i != 3 else "{broken\n" for i in range(6)))
+    result = run("index", path, "--model", tiny_model)
+    assert "5 documents" in result.output and "1 bad rows left out" in result.output
+    assert "line 4: not JSON" in result.output  # stderr, mixed in by CliRunner
+    report = json.loads(run("index", path, "--model", tiny_model, "--json").output)  # unchanged file: nothing new
+    assert report["unchanged"] == 1 and report["bad_rows"] == []
 
 
 @pytest.mark.parametrize(
@@ -79,7 +103,7 @@ def test_csv_with_custom_fields(tmp_path):
         ("binary.txt", b"abc\x00\x01\x02def", "binary"),
         ("noise.txt", bytes(range(256)) * 8, "binary"),
         ("broken.pdf", b"%PDF-1.4\nthis is not really a pdf", "PDF"),
-        ("bad.jsonl", b'{"text": "ok"}\n{not json\n', "line 2"),
+        ("bad.jsonl", b'{not json\n', "line 1: not JSON"),
         ("notext.jsonl", b'{"title": "no text field"}\n', "text"),
     ],
 )

@@ -76,13 +76,24 @@ def index(paths, index_path, model, encoder, include, exclude, text_field, id_fi
         return
     for path, reason in report.skipped:
         click.secho(f"Skipped {display_path(path)}: {reason}", fg="yellow", err=True)
+    for bad in report.bad_rows[:SHOWN_BAD_ROWS]:
+        click.secho(f"Left out {display_path(bad.source)} line {bad.line}: {bad.reason}", fg="yellow", err=True)
+    if len(report.bad_rows) > SHOWN_BAD_ROWS:
+        click.secho(f"... and {len(report.bad_rows) - SHOWN_BAD_ROWS} more bad rows (--json lists them all)",
+                    fg="yellow", err=True)
     if report.files == 0:
         click.secho("No supported files found (.txt .md .rst .html .pdf .jsonl .csv .tsv).", fg="yellow", err=True)
     click.echo(
         f"{report.files} files: {report.added} added, {report.updated} updated, {report.unchanged} unchanged, "
-        f"{len(report.skipped)} skipped, {report.removed} removed; {report.passages} passages encoded "
+        f"{len(report.skipped)} skipped, {report.removed} removed"
+        + (f", {len(report.bad_rows)} bad rows left out" if report.bad_rows else "")
+        + f"; {report.passages} passages encoded "
         f"in {report.seconds:.1f}s. Index: {stats['documents']} documents, {stats['passages']} passages at {stats['path']}"
     )
+
+
+#: Bad rows of .jsonl/.csv files listed on stderr; --json lists all.
+SHOWN_BAD_ROWS = 10
 
 
 @cli.command()
