@@ -440,12 +440,14 @@ def best_threshold(confidences, f1s, no_answer) -> float:
 
 
 def calibrate_reader(reader_folder: str | Path, data: str | Path, held_out_articles: int = 12, seed: int = 13,
-                     log=print) -> dict:
+                     log=print, progress: bool = False) -> dict:
     """Fit the reader's confidence and its no-answer threshold on the last ``held_out_articles``
     articles of ``data`` (the ones ``train_reader --held-out-articles`` left out), each question
     with its paragraph and once with an unanswerable one (``squad.unanswerable_examples``), and
     write them to the folder's calibration.json."""
     import math
+
+    from tqdm.auto import tqdm
 
     from .metrics import answer_f1
     from .reader import CALIBRATION, Calibration, Reader, _rank
@@ -456,7 +458,7 @@ def calibrate_reader(reader_folder: str | Path, data: str | Path, held_out_artic
     examples = held_out + unanswerable_examples(held_out, rate=1.0, seed=seed)
     reader = Reader(str(reader_folder), precision="float32")
     margins, shares, f1s = [], [], []
-    for ex in examples:
+    for ex in tqdm(examples, desc="Calibrating", unit="question", disable=not progress):
         candidates, margin = reader.spans(ex.question, [ex.context])
         top = _rank(candidates, [ex.context], 1)
         margins.append(margin if math.isfinite(margin) else -50.0)

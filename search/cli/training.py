@@ -127,4 +127,4 @@ def train_calibrate_command(reader_folder, data, held_out_articles):
     """Fit a reader's confidence and its no-answer threshold on held-out questions."""
     from ..training import calibrate_reader
 
-    calibrate_reader(reader_folder, data, held_out_articles, log=click.echo)
+    calibrate_reader(reader_folder, data, held_out_articles, log=click.echo, progress=sys.stderr.isatty())
