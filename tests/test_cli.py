@@ -114,6 +114,17 @@ def test_demo_corpus_answers_the_readme_question(run):
     assert dense[0]["path"].endswith("apollo-11.md")
 
 
+def test_the_demo_corpus_goes_only_into_a_new_or_demo_index(run, corpus, tiny_model, tmp_path):
+    demo = ["--index", tmp_path / "demo", "--model", tiny_model]
+    assert "added" in run("index", *demo).output
+    assert "0 added" in run("index", *demo).output  # the demo's own index: unchanged, no error
+    run("index", corpus, "--model", tiny_model)
+    before = json.loads(run("stats", "--json").output)["documents"]
+    mixed = run("index", ok=False)
+    assert mixed.exit_code == 1 and "holds your own documents" in mixed.output
+    assert json.loads(run("stats", "--json").output)["documents"] == before
+
+
 def test_snippet_shows_the_matching_part_with_terms_highlighted():
     import click
 

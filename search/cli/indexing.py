@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from ..errors import SearchError
 from ..models import DEFAULT_MODEL
 from .common import (
     ENCODER_KINDS,
@@ -18,6 +19,12 @@ from .common import (
     json_option,
     show_progress,
 )
+
+
+def holds_other_documents(idx, demo: Path) -> bool:
+    """Whether an index holds anything besides the demo corpus (``search index`` with no path)."""
+    demo_sources = [s for s in idx.store.file_sources() if Path(s).is_relative_to(demo)]
+    return idx.stats()["documents"] > len(idx.store.documents_of_sources(demo_sources))
 
 
 @cli.command()
@@ -56,10 +63,14 @@ def index(paths, index_path, model, encoder, include, exclude, text_field, id_fi
             if as_json:
                 echo_json({"repaired": count})
             return
-    if not paths and not prune:
+    demo = not paths and not prune
+    if demo:
         paths = (demo_corpus(),)
     options = {"max_tokens": max_tokens} if max_tokens else {}
     with Index.open_or_create(index_path, model=model, encoder=encoder, **options) as idx:
+        if demo and holds_other_documents(idx, paths[0]):
+            raise SearchError(f"The index at {idx.path} holds your own documents, so the demo corpus is not added to it."
+                              " Name the files to index, or give the demo an index of its own (--index DIR).")
         try:
             report = idx.add_paths(
                 paths, include=include, exclude=exclude, prune=prune, progress=show_progress(as_json), enrich=enrich,
