@@ -290,11 +290,13 @@ def find_files(
     paths: Iterable[str | os.PathLike],
     include: Iterable[str] = (),
     exclude: Iterable[str] = (),
+    ignored: list[Path] | None = None,
 ) -> Iterator[Path]:
     """Yield the files under ``paths`` (recursively) that have a loader and pass the globs.
 
     A file named directly is always yielded (unknown suffixes are read as text); inside folders,
-    hidden entries and files without a loader are passed over. Missing paths raise FileNotFoundError.
+    hidden entries are passed over, and files without a loader too (appended to ``ignored``).
+    Missing paths raise FileNotFoundError.
     """
     include, exclude = list(include), list(exclude)
     seen: set[Path] = set()
@@ -305,12 +307,11 @@ def find_files(
         if root.is_file():
             candidates = [root]
         else:
-            candidates = sorted(
-                p for p in root.rglob("*")
-                if p.is_file()
-                and p.suffix.lower() in LOADERS
-                and not any(part.startswith(".") for part in p.relative_to(root).parts)
-            )
+            visible = sorted(p for p in root.rglob("*") if p.is_file()
+                             and not any(part.startswith(".") for part in p.relative_to(root).parts))
+            candidates = [p for p in visible if p.suffix.lower() in LOADERS]
+            if ignored is not None:
+                ignored.extend(p for p in visible if p.suffix.lower() not in LOADERS)
         for path in candidates:
             base = root if root.is_dir() else root.parent
             if include and not _matches(path, base, include):

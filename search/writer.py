@@ -43,6 +43,7 @@ class IndexReport:
     removed: int = 0
     passages: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)  # files in the folders of no supported type (.svg, .js...)
     bad_rows: list[BadRow] = field(default_factory=list)  # rows of .jsonl/.csv files left out; their files' other rows are in
     seconds: float = 0.0
 
@@ -108,7 +109,9 @@ class IndexWriter:
         if enrich:
             self.set_enrichers(enrich)
         report = IndexReport()
-        files = list(find_files(paths, include, exclude))
+        ignored: list[Path] = []
+        files = list(find_files(paths, include, exclude, ignored))
+        report.ignored = [str(p) for p in ignored]
         report.files = len(files)
         store = self.index.store
         known = store.documents_by_key("source")

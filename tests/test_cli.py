@@ -114,6 +114,17 @@ def test_demo_corpus_answers_the_readme_question(run):
     assert dense[0]["path"].endswith("apollo-11.md")
 
 
+def test_files_of_other_types_are_counted_and_listed_with_verbose(run, corpus, tiny_model):
+    (corpus / "logo.svg").write_text("<svg/>")
+    (corpus / "sub" / "app.js").write_text("var x = 1;")
+    out = run("index", corpus, "--model", tiny_model).output
+    assert "2 other files ignored" in out and "app.js" not in out
+    report = json.loads(run("index", corpus, "--model", tiny_model, "--json").output)
+    assert sorted(p.rsplit("/", 1)[1] for p in report["ignored"]) == ["app.js", "logo.svg"]
+    listed = run("index", corpus, "--model", tiny_model, "--verbose").output
+    assert "Ignored" in listed and "logo.svg" in listed and "app.js" in listed
+
+
 def test_the_demo_corpus_goes_only_into_a_new_or_demo_index(run, corpus, tiny_model, tmp_path):
     demo = ["--index", tmp_path / "demo", "--model", tiny_model]
     assert "added" in run("index", *demo).output

@@ -42,10 +42,11 @@ def holds_other_documents(idx, demo: Path) -> bool:
 @click.option("--repair", is_flag=True, help="Rebuild the vector file from the database, then index PATHS if given.")
 @click.option("--enrich", metavar="TASKS", help="Also tag passages: ner, sentiment, classify:MODEL_FOLDER"
               " (comma-separated; remembered for later runs).")
+@click.option("--verbose", "-v", is_flag=True, help="List the files ignored for their type.")
 @json_option
 @handle_errors
 def index(paths, index_path, model, encoder, include, exclude, text_field, id_field, title_field,
-          max_tokens, prune, repair, enrich, as_json):
+          max_tokens, prune, repair, enrich, verbose, as_json):
     """Index files and folders (default: the bundled demo corpus).
 
     Unchanged files are skipped; changed files are re-indexed. Supported: .txt .md .rst .html .pdf
@@ -87,6 +88,8 @@ def index(paths, index_path, model, encoder, include, exclude, text_field, id_fi
         return
     for path, reason in report.skipped:
         click.secho(f"Skipped {display_path(path)}: {reason}", fg="yellow", err=True)
+    for path in report.ignored if verbose else ():
+        click.secho(f"Ignored {display_path(path)}: not a supported type", err=True)
     for bad in report.bad_rows[:SHOWN_BAD_ROWS]:
         click.secho(f"Left out {display_path(bad.source)} line {bad.line}: {bad.reason}", fg="yellow", err=True)
     if len(report.bad_rows) > SHOWN_BAD_ROWS:
@@ -97,6 +100,7 @@ def index(paths, index_path, model, encoder, include, exclude, text_field, id_fi
     click.echo(
         f"{report.files} files: {report.added} added, {report.updated} updated, {report.unchanged} unchanged, "
         f"{len(report.skipped)} skipped, {report.removed} removed"
+        + (f", {len(report.ignored)} other files ignored (--verbose lists them)" if report.ignored else "")
         + (f", {len(report.bad_rows)} bad rows left out" if report.bad_rows else "")
         + f"; {report.passages} passages encoded "
         f"in {report.seconds:.1f}s. Index: {stats['documents']} documents, {stats['passages']} passages at {stats['path']}"
