@@ -32,6 +32,25 @@ VECTORS_NAME = "vectors.faiss"
 __all__ = ["Index", "IndexReport", "default_index_path"]
 
 
+def _create_atomically(path: Path, meta: dict, dimension: int) -> None:
+    """A new index's files, complete before the database takes its name: an empty vector file,
+    then a database holding the meta, built under a temporary name and renamed into place (the
+    moment the index exists). A kill before that leaves no index at ``path``, only temporary files
+    the next attempt replaces."""
+    building = path / (DB_NAME + ".creating")
+    for leftover in path.glob(DB_NAME + ".creating*"):
+        leftover.unlink()
+    empty = VectorIndex(dimension)
+    empty.write_pending(path / VECTORS_NAME)
+    empty.promote(path / VECTORS_NAME)
+    store = Store(building)
+    with store.conn:
+        store.conn.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                               [(k, str(v)) for k, v in meta.items()])
+    store.close()  # the last connection: SQLite folds the WAL into the file and removes it
+    os.replace(building, path / DB_NAME)
+
+
 def default_index_path() -> Path:
     """``$SEARCH_INDEX``, else ``$XDG_DATA_HOME/search/index`` (``~/.local/share/search/index``)."""
     if os.environ.get(INDEX_ENV):
@@ -71,17 +90,15 @@ class Index:
             raise FileExistsError(f"An index already exists at {path}")
         enc = load_encoder(model, encoder, precision=precision)
         window = min(max_tokens or enc.max_tokens, enc.max_tokens)
-        path.mkdir(parents=True, exist_ok=True)
-        index = cls(path, Store(path / DB_NAME), VectorIndex(enc.dimension), enc, precision)
         local = Path(model).expanduser()  # a local folder is recorded absolute: usable from anywhere
         meta = {
             "model": str(local.resolve()) if local.is_dir() else str(model),
             "encoder": encoder, "dimension": enc.dimension, "normalized": "true",
             "metric": "cosine", "max_tokens": window, "overlap": overlap, "created": time.time(),
         }
-        index.writer.begin()
-        index.writer.set_meta(meta)
-        index.writer.commit()
+        path.mkdir(parents=True, exist_ok=True)
+        _create_atomically(path, meta, enc.dimension)
+        index = cls(path, Store(path / DB_NAME), VectorIndex(enc.dimension), enc, precision)
         index.meta = index.store.meta()
         return index
 

@@ -55,6 +55,32 @@ def test_bad_files_are_skipped_and_counted(index, corpus):
     assert sorted(p.rsplit("/", 1)[1] for p, _ in report.skipped) == ["blob.txt", "empty.txt"]
 
 
+def test_creating_an_index_is_atomic(tmp_path, tiny_model, monkeypatch):
+    import os
+
+    real_replace = os.replace
+
+    class Killed(Exception):
+        pass
+
+    def replace(src, dst):
+        if str(src).endswith(".creating"):
+            raise Killed  # as if the process died just before the database took its name
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(Killed):
+        Index.create(tmp_path / "ix", model=tiny_model)
+    with pytest.raises(IndexNotFound):
+        Index.open(tmp_path / "ix")  # no half index that refuses to open: none at all
+    monkeypatch.setattr(os, "replace", real_replace)
+    with Index.open_or_create(tmp_path / "ix", model=tiny_model) as idx:  # the next run starts afresh
+        idx.add_texts(["the cat sat"])
+    assert [p.name for p in (tmp_path / "ix").iterdir() if "creating" in p.name] == []
+    with Index.open(tmp_path / "ix") as again:
+        assert again.stats()["documents"] == 1 and again.meta["model"]
+
+
 def test_texts_repeated_in_one_call_behave_as_across_calls(index):
     report = index.add_texts(["same text", "same text", "", ""])
     assert (report.added, report.unchanged) == (2, 2) and index.stats()["documents"] == 2
