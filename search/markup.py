@@ -188,7 +188,7 @@ def _walk_rst(node, blocks: list[Block], level: int) -> None:
             blocks.append(Block(_rst_text(child)))
         elif isinstance(child, nodes.field):
             name, body = child.children[0], child.children[1]
-            blocks.append(Block(_rst_text(name) + ": " + " ".join(_rst_text(p) for p in body.children)))
+            blocks.append(Block(_field_name(_rst_text(name)) + ": " + " ".join(_rst_text(p) for p in body.children)))
         elif isinstance(child, nodes.table):
             rows = [" | ".join(" ".join(_rst_text(p) for p in entry.children) for entry in row.children)
                     for row in child.findall(nodes.row)]
@@ -200,6 +200,25 @@ def _walk_rst(node, blocks: list[Block], level: int) -> None:
 _LEFTOVER_ROLE = re.compile(r":[\w:+.-]+:`([^`]*)`")
 
 
+#: Sphinx's info fields (``:param int timeout:``...) as Sphinx words them.
+_INFO_FIELDS = {"param": "", "parameter": "", "arg": "", "argument": "", "key": "", "keyword": "",
+                "type": "type of", "raises": "Raises", "raise": "Raises", "except": "Raises", "exception": "Raises",
+                "returns": "Returns", "return": "Returns", "rtype": "Return type", "var": "", "ivar": "", "cvar": "",
+                "vartype": "type of"}
+
+
+def _field_name(name: str) -> str:
+    """``param int timeout`` -> ``timeout (int)``, ``type database`` -> ``type of database``,
+    ``raises ValueError`` -> ``Raises ValueError``; other field names stay."""
+    kind, *rest = name.split()
+    if kind not in _INFO_FIELDS:
+        return name
+    word = _INFO_FIELDS[kind]
+    if not word and rest:
+        return rest[-1] + (f" ({' '.join(rest[:-1])})" if len(rest) > 1 else "")
+    return " ".join([word or kind.capitalize(), *rest])
+
+
 def _rst_text(node) -> str:
     """Visible text of an inline subtree (a role docutils did not know keeps only its content)."""
     from docutils import nodes
@@ -208,8 +227,11 @@ def _rst_text(node) -> str:
         return _LEFTOVER_ROLE.sub(lambda m: _role_title(m.group(1)), node.astext())
     if isinstance(node, nodes.Text):
         return str(node)
-    return " ".join("".join(_rst_text(c) for c in node.children).split()) if isinstance(node, nodes.paragraph) \
-        else "".join(_rst_text(c) for c in node.children)
+    if isinstance(node, nodes.paragraph):
+        return " ".join("".join(_rst_text(c) for c in node.children).split())
+    if isinstance(node, nodes.TextElement):  # inline markup, a line: its pieces run together
+        return "".join(_rst_text(c) for c in node.children)
+    return " ".join(t for t in (_rst_text(c) for c in node.children) if t)  # lines, list items: apart
 
 
 def _role_title(text: str) -> str:
@@ -278,7 +300,7 @@ def _register_sphinx_markup() -> None:
             container = nodes.container()
             argument = self.arguments[0] if self.arguments else ""
             if self.name in _SPHINX_DESCRIPTIONS:
-                container += nodes.paragraph(text=" ".join(argument.split()))
+                container += nodes.paragraph(text=" ".join(re.sub(r"\\\n", " ", argument).split()))
             elif argument:
                 lead = ""
                 if self.name in self.versions:

@@ -124,3 +124,30 @@ def test_passages_keep_to_their_sections_and_carry_the_path(tmp_path, tiny_model
             assert any(s.start <= hit.start and hit.end <= s.end and s.path == hit.section and s.code == hit.code
                        for s in doc.sections)
         assert any(h.code and h.text == "search index docs/" and h.section == "Indexing" for h in hits)
+
+
+def test_sphinx_info_fields_and_line_blocks_read_as_sphinx_shows_them():
+    source = """Title
+=====
+
+.. function:: connect(database, \\
+              timeout=5.0)
+
+   Open a connection.
+
+   :param database: The path.
+   :type database: str
+   :param float timeout: How long to wait.
+   :raises ValueError: When it is wrong.
+   :rtype: Connection
+
+| **A**
+| :func:`abs`
+| :func:`all`
+"""
+    text = assemble(rst_blocks(source)).text
+    assert "connect(database, timeout=5.0)" in text  # the signature's line continuation is gone
+    assert "database: The path." in text and "type of database: str" in text
+    assert "timeout (float): How long to wait." in text and "Raises ValueError: When it is wrong." in text
+    assert "Return type: Connection" in text and "param" not in text
+    assert "A abs() all()" in text  # the lines of a line block stay apart
