@@ -67,10 +67,14 @@ def query(text, index_path, k, mode, per_doc, as_json, **filters):
         return
     if not hits:
         click.echo("No results.")
+    echo_hits(hits, text)
+
+
+def echo_hits(hits, query: str) -> None:
     for h in hits:
         where = display_path(h.path) + (f", page {h.page}" if h.page else "")
         click.echo(click.style(f"{h.rank}. {h.score:.3f}  {heading(h.title, h.section)}", bold=True) + f"  ({where})")
-        click.echo("   " + snippet(h.text, text) + "\n")
+        click.echo("   " + snippet(h.text, query) + "\n")
 
 
 @cli.command()
@@ -93,12 +97,16 @@ def ask(question, index_path, k, answers, mode, threshold, reader_model, precisi
     with Index.open(index_path) as idx:
         found = idx.ask(question, k=k, answers=answers, reader=Reader(reader_model, precision=precision),
                         threshold=threshold, mode=mode, filters=collect_filters(**filters))
+        closest = [] if found or as_json else idx.search(question, k=3, mode=mode, filters=collect_filters(**filters))
     if as_json:
         echo_json([f.to_dict() for f in found])
         return
     if not found:
         click.echo("No answer found." if threshold is None else
-                   "No answer found: no passage answers it with enough confidence (--threshold off shows the best guess).")
+                   "No answer found with enough confidence (--threshold off shows the best guess).")
+    if closest:
+        click.echo("The passages that come closest:\n")
+        echo_hits(closest, question)
     for f in found:
         where = display_path(f.path) + (f", page {f.page}" if f.page else "") + f", characters {f.start}-{f.end}"
         agree = f", {f.sources} passages agree" if f.sources > 1 else ""
