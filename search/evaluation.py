@@ -211,12 +211,17 @@ def best_answers(reader, examples) -> dict:
 
 
 def reader_scores(examples, best: dict, threshold: float | None) -> dict[str, float]:
-    """EM/F1 (and HasAns/NoAns) of the best answers, each dropped below ``threshold``, and the
-    expected calibration error (in percent) of their confidence that they are right (F1 >= 0.5)."""
+    """EM/F1 (and HasAns/NoAns) of the best answers, each dropped below ``threshold`` (and, with a
+    threshold, EM/F1 as if it always answered), and the expected calibration error (in percent) of
+    their confidence that they are right (F1 >= 0.5)."""
     predictions = {i: a.text if a and (threshold is None or a.score >= threshold) else "" for i, a in best.items()}
     confidences = [best[ex.id].score if best[ex.id] else 0.0 for ex in examples]
     right = [bool(best[ex.id] and ex.answers and answer_f1(best[ex.id].text, ex.answers) >= 0.5) for ex in examples]
-    return {**score_predictions(examples, predictions), "ece": 100 * calibration_error(confidences, right)}
+    scores = {**score_predictions(examples, predictions), "ece": 100 * calibration_error(confidences, right)}
+    if threshold is not None:  # and as if it always answered
+        always = score_predictions(examples, {i: a.text if a else "" for i, a in best.items()})
+        scores.update(exact_match_always=always["exact_match"], f1_always=always["f1"])
+    return scores
 
 
 def asked(index, reader, examples, k: int = 5, answers: int = 3, **ask_options) -> tuple[dict, dict]:

@@ -98,3 +98,4 @@ def test_eval_qa_reports_squad2_scores_and_calibration_error(run, squad2_file, t
     (strict,) = json.loads(run("eval", "qa", "--data", squad2_file, "--reader", tiny_qa, "--threshold", "1",
                                "--json").output)
     assert strict["no_answer_accuracy"] == 100.0 and strict["has_answer_f1"] == 0.0
+    assert strict["f1_always"] == row["f1"]  # the same answers, none withheld

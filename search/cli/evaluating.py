@@ -88,7 +88,7 @@ def eval_qa(data, modes, corpus, limit, start, k, cache, reader_model, threshold
         echo_json(rows)
         return
     columns = [("mode", "mode", -8, ""), ("EM", "exact_match", 7, ".1f"), ("F1", "f1", 7, ".1f")]
-    optional = [("HasAns F1", "has_answer_f1", 11, ".1f"), ("NoAns acc", "no_answer_accuracy", 11, ".1f"),
+    optional = [("F1 always", "f1_always", 11, ".1f"), ("HasAns F1", "has_answer_f1", 11, ".1f"), ("NoAns acc", "no_answer_accuracy", 11, ".1f"),
                 ("best-of-3 F1", "any_of_3_f1", 14, ".1f"), ("hit@3", "hit@3", 7, ".1f"),
                 ("answered", "answered", 10, ""), ("precision", "answered_precision", 11, ".1f"),
                 ("ECE", "ece", 7, ".1f")]
