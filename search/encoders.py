@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from functools import cached_property
 from pathlib import Path
-from typing import Protocol, Sequence
+from typing import Callable, Protocol, Sequence
 
 import numpy as np
 
@@ -32,7 +32,10 @@ class Encoder(Protocol):
     @property
     def dimension(self) -> int: ...
 
-    def encode(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray: ...
+    def encode(self, texts: Sequence[str], batch_size: int = 32, on_batch: Callable[[int], None] | None = None
+               ) -> np.ndarray:
+        """Unit vectors of ``texts``; ``on_batch(n)`` is called after each batch of ``n`` texts."""
+        ...
 
 
 def _json_or_empty(path: Path) -> dict:
@@ -111,7 +114,8 @@ class MeanPoolingEncoder(_Base):
     def dimension(self) -> int:
         return int(self.model.config.hidden_size)
 
-    def encode(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
+    def encode(self, texts: Sequence[str], batch_size: int = 32, on_batch: Callable[[int], None] | None = None
+               ) -> np.ndarray:
         import torch
 
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
@@ -127,6 +131,8 @@ class MeanPoolingEncoder(_Base):
             hidden = hidden.float()
             mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
             out[chunk] = ((hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)).cpu().numpy()
+            if on_batch:
+                on_batch(len(chunk))
         return _unit_rows(out)
 
 
@@ -160,11 +166,19 @@ class SentenceTransformerEncoder(MeanPoolingEncoder):
         get = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
         return int(get())
 
-    def encode(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
+    def encode(self, texts: Sequence[str], batch_size: int = 32, on_batch: Callable[[int], None] | None = None
+               ) -> np.ndarray:
         if self.mean_pooling:
-            return super().encode(texts, batch_size)
-        vectors = self.model.encode(list(texts), batch_size=batch_size, convert_to_numpy=True, show_progress_bar=False)
-        return _unit_rows(np.asarray(vectors, dtype=np.float32).reshape(len(texts), -1))
+            return super().encode(texts, batch_size, on_batch)
+        step = batch_size * 4  # sentence-transformers sorts by length within each call
+        parts = []
+        for b in range(0, len(texts), step):
+            part = self.model.encode(list(texts[b : b + step]), batch_size=batch_size, convert_to_numpy=True,
+                                     show_progress_bar=False)
+            parts.append(np.asarray(part, dtype=np.float32).reshape(-1, self.dimension))
+            if on_batch:
+                on_batch(len(parts[-1]))
+        return _unit_rows(np.concatenate(parts) if parts else np.zeros((0, self.dimension), np.float32))
 
 
 def _unit_rows(vectors: np.ndarray) -> np.ndarray:

@@ -216,7 +216,8 @@ class IndexWriter:
             with tqdm(total=total, desc="Encoding", unit="passage", disable=not progress or not total) as bar:
                 for batch, complete in _batches(split, self.batch_passages):
                     texts = [encoding_text(doc.title, p.section, p.text) for doc, passages in batch for p in passages]
-                    vectors = self.index.encoder.encode(texts) if texts else np.zeros((0, self.index.vectors.dimension))
+                    vectors = self.index.encoder.encode(texts, on_batch=bar.update) if texts else \
+                        np.zeros((0, self.index.vectors.dimension))  # the bar moves with every batch of 32
                     at, added = 0, []
                     for doc, passages in batch:
                         doc_id, ids = self.add_document(doc, passages, vectors[at : at + len(passages)])
@@ -224,7 +225,6 @@ class IndexWriter:
                         at += len(passages)
                         added += [StoredPassage(pid, doc_id, p.start, p.text) for pid, p in zip(ids, passages)]
                     self._enrich_passages(added, self.index.enrichers)
-                    bar.update(len(texts))
                     if complete and time.monotonic() - last_checkpoint > self.checkpoint_seconds:
                         self.commit()
                         last_checkpoint = time.monotonic()

@@ -98,3 +98,12 @@ def test_minilm_runs_without_importing_sentence_transformers(minilm):
     np.testing.assert_allclose(vectors, _sentence_transformers_vectors(minilm), atol=1e-5)
     similar = vectors[0] @ load_encoder(minilm).encode(["When was BERT released?"])[0]
     assert similar > vectors[1] @ vectors[0]
+
+
+def test_encoding_reports_each_batch_and_batches_do_not_change_the_vectors(tiny_model):
+    encoder = SentenceTransformerEncoder(tiny_model, precision="float32")
+    texts = [f"text number {i} " * (i % 7 + 1) for i in range(70)]
+    seen = []
+    vectors = encoder.encode(texts, batch_size=16, on_batch=seen.append)
+    assert seen == [16, 16, 16, 16, 6]  # a progress bar moves with every batch
+    np.testing.assert_allclose(vectors, encoder.encode(texts, batch_size=70), atol=1e-5)
