@@ -9,7 +9,7 @@ import pytest
 from search.metrics import answer_f1, answered_precision, calibration_error, score_predictions
 from search.squad import load_squad
 from search.training import best_threshold, fit_calibration
-from test_squad import SQUAD
+from test_squad import SQUAD, write_json
 
 #: SQUAD with one unanswerable question (SQuAD 2.0: "is_impossible", no answers).
 SQUAD2 = json.loads(json.dumps(SQUAD))
@@ -19,9 +19,7 @@ SQUAD2["data"][0]["paragraphs"][1]["qas"].append(
 
 @pytest.fixture
 def squad2_file(tmp_path):
-    path = tmp_path / "mini2.json"
-    path.write_text(json.dumps(SQUAD2))
-    return path
+    return write_json(tmp_path / "mini2.json", SQUAD2)
 
 
 def test_squad2_scores_answerable_and_unanswerable_questions_apart(squad2_file):
@@ -75,9 +73,7 @@ def test_calibrate_then_ask_abstains_below_the_threshold(run, tmp_path, tiny_qa,
 
     folder = tmp_path / "reader"
     shutil.copytree(tiny_qa, folder)
-    data = tmp_path / "mini.json"
-    data.write_text(json.dumps(SQUAD))
-    # a one-article file: hold it out
+    data = write_json(tmp_path / "mini.json", SQUAD)  # a one-article file: hold it out
     out = run("train", "calibrate", "--reader", folder, "--data", data, "--held-out-articles", 1).output
     calibration = json.loads((folder / "calibration.json").read_text())
     assert set(calibration) == {"scale", "bias", "threshold"} and "threshold" in out

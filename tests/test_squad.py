@@ -16,11 +16,14 @@ SQUAD = {"data": [{"title": "T", "paragraphs": [
 ]}]}
 
 
+def write_json(path, data):
+    path.write_text(json.dumps(data))
+    return path
+
+
 @pytest.fixture
 def squad_file(tmp_path):
-    path = tmp_path / "mini.json"
-    path.write_text(json.dumps(SQUAD))
-    return path
+    return write_json(tmp_path / "mini.json", SQUAD)
 
 
 def test_load_squad(squad_file):
