@@ -8,6 +8,8 @@ import sys
 import textwrap
 import time
 
+import pytest
+
 from search import Index
 
 TOTAL = 1500
@@ -54,3 +56,62 @@ def test_sigkill_mid_run_leaves_a_consistent_index(tmp_path, tiny_model):
         index.add_texts([f"the cat number {i} sat on the mat in the park" for i in range(TOTAL)],
                         ids=[f"doc{i}" for i in range(TOTAL)])
         assert index.stats()["documents"] == TOTAL
+
+
+RUN = textwrap.dedent("""
+    import sys
+    from search import Index
+    index = Index.open_or_create(sys.argv[1], model=sys.argv[2])
+    index.writer.checkpoint_seconds = 0.0   # commit after every batch: many commits, renames and FAISS writes
+    index.writer.batch_passages = 16
+    index.add_paths([sys.argv[3]])
+    print("finished", flush=True)
+""")
+FILES, TRIALS = 300, 32
+
+
+def _run(path, tiny_model, folder):
+    return subprocess.Popen([sys.executable, "-c", RUN, str(path), tiny_model, str(folder)],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_moments_never_leaves_an_index_that_does_not_open(tmp_path, tiny_model):
+    import random
+
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    for i in range(FILES):
+        (folder / f"note{i:03d}.txt").write_text(f"Note {i}. The cat number {i} sat on the mat in park {i % 17}.")
+    started, created = time.monotonic(), None
+    first = _run(tmp_path / "whole", tiny_model, folder)
+    while first.poll() is None:  # when the index appears (after imports and model loading), and the end
+        if created is None and (tmp_path / "whole").exists():
+            created = time.monotonic() - started
+        time.sleep(0.005)
+    assert first.returncode == 0 and created is not None
+    whole = time.monotonic() - started
+    rng, failures, opened = random.Random(7), [], 0
+    for trial in range(TRIALS):
+        path = tmp_path / f"ix{trial}"
+        child = _run(path, tiny_model, folder)
+        time.sleep(rng.uniform(max(0.0, created - 0.2), whole))  # from index creation to the last commit
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+        try:
+            if (path / "index.db").exists():
+                with Index.open(path) as index:  # no --repair
+                    stats = index.stats()
+                    assert stats["vectors"] == stats["passages"] == stats["documents"] <= FILES
+                    for row in index.store.db.query("SELECT path FROM documents ORDER BY random() LIMIT 3"):
+                        number = int(row["path"].rsplit("note", 1)[1][:3])
+                        assert index.search(f"note {number}", k=1, mode="lexical")[0].path == row["path"]
+                    opened += 1
+            with Index.open_or_create(path, model=tiny_model) as index:  # the next run completes the work
+                index.add_paths([folder])
+                assert index.stats()["documents"] == FILES
+        except Exception as exc:  # count every failure, then report them all
+            failures.append(f"trial {trial}: {exc!r}")
+    print(f"{TRIALS} kills, {opened} left an index, {len(failures)} failures")
+    assert not failures, failures
+    assert opened >= TRIALS // 2  # most kills landed while the index was being written
