@@ -286,3 +286,18 @@ def test_enrich_later_and_remembered_tasks(tmp_path, tiny_model, tiny_sentiment,
 def _replace_vectors(path, vectors):
     vectors.write_pending(path)
     vectors.promote(path)
+
+
+HOSTILE_QUERIES = ['"', "NEAR(", "*", "-", "AND OR", 'the "unbalanced', "the and of", "x" * 10_000, "😀 emoji",
+                   "a:b", "(((", "^start", "NOT", "' OR 1=1 --", "cat*", "title:cat"]
+
+
+def test_hostile_queries_and_filters_never_error_and_are_bound_parameters(index, corpus):
+    index.add_paths([corpus])
+    documents = index.stats()["documents"]
+    for query in HOSTILE_QUERIES:
+        for mode in ("hybrid", "lexical", "dense"):
+            assert isinstance(index.search(query, k=3, mode=mode), list)
+    for value in ["x' OR '1'='1", "*; DROP TABLE documents", '1969" OR 1=1']:
+        assert index.search("the", filters=[f"title={value}", f"year={value}"]) == []
+    assert index.stats()["documents"] == documents
