@@ -258,11 +258,6 @@ def evaluate_reader(reader, examples, threshold: float | str | None = None) -> d
     return reader_scores(examples, best_answers(reader, examples), reader.threshold_for(threshold))
 
 
-#: What ``evaluate_qa`` can measure: the reader given the gold paragraph; retrieval and reading over
-#: an index of the file's paragraphs; over an index of the documents the questions were written on.
-QA_MODES = ("reader", "open", "corpus")
-
-
 def evaluate_qa(data, reader, modes=("reader",), limit: int | None = None, k: int = 5, progress: bool = False,
                 index_folder: str | Path | None = None, start: int = 0, corpus: str | Path | None = None,
                 threshold: float | str | None = "default", **ask_options) -> list[dict]:
