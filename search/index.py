@@ -23,7 +23,7 @@ from .models import DEFAULT_MODEL, resolve_model
 from .retrieval import Hit, Retriever
 from .store import Store
 from .vectors import VectorIndex
-from .writer import IndexReport, IndexWriter
+from .writer import IndexReport, IndexWriter, write_meta
 
 INDEX_ENV = "SEARCH_INDEX"
 DB_NAME = "index.db"
@@ -45,8 +45,7 @@ def _create_atomically(path: Path, meta: dict, dimension: int) -> None:
     empty.promote(path / VECTORS_NAME)
     store = Store(building)
     with store.conn:
-        store.conn.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
-                               [(k, str(v)) for k, v in meta.items()])
+        write_meta(store.conn, meta)
     store.close()  # the last connection: SQLite folds the WAL into the file and removes it
     os.replace(building, path / DB_NAME)
 

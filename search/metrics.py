@@ -48,9 +48,8 @@ def score_predictions(examples: Sequence, predictions: dict[str, str]) -> dict[s
     em = f1 = 0.0
     for ex in examples:
         prediction = predictions.get(ex.id, "")
-        truths = ex.answers or [""]
-        em += max(exact_match(prediction, t) for t in truths)
-        f1 += max(f1_score(prediction, t) for t in truths)
+        em += max(exact_match(prediction, t) for t in (ex.answers or [""]))
+        f1 += answer_f1(prediction, ex.answers)
     n = max(len(examples), 1)
     scores = {"exact_match": 100 * em / n, "f1": 100 * f1 / n, "questions": len(examples)}
     answerable = [ex for ex in examples if ex.answers]

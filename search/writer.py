@@ -52,6 +52,11 @@ class IndexReport:
                 "bad_rows": [asdict(b) for b in self.bad_rows]}
 
 
+def write_meta(conn: sqlite3.Connection, values: Mapping[str, object]) -> None:
+    """Set keys of the index's ``meta`` table (in the caller's transaction)."""
+    conn.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", [(k, str(v)) for k, v in values.items()])
+
+
 #: A document and its passages, ready to encode and store.
 Split = tuple[Document, list[Passage]]
 
@@ -96,8 +101,7 @@ class IndexWriter:
         self.index.vectors = VectorIndex.load(self.index.vectors_path, self.index.vectors.dimension)
 
     def set_meta(self, values: Mapping[str, object]) -> None:
-        self.conn.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
-                              [(k, str(v)) for k, v in values.items()])
+        write_meta(self.conn, values)
 
     # --- documents ----------------------------------------------------------------------------
 
@@ -157,25 +161,25 @@ class IndexWriter:
         for i, text in enumerate(texts):
             digest = hashlib.sha256(text.encode()).hexdigest()
             key = str(ids[i]) if ids is not None else f"text:{digest[:16]}"
-            earlier = split[batch[key]][0] if key in batch else None
-            if (earlier.hash if earlier else known.get(key, (None, None))[1]) == digest:
-                report.unchanged += 1  # as when the same text comes again in a later call
+            previous = split[batch[key]][0].hash if key in batch else known.get(key, (None, None))[1]
+            if previous == digest:
+                report.unchanged += 1  # also when the same text comes twice in this call
                 continue
-            if earlier is None and key in known:
-                stale.append(known[key][0])
-            if earlier is None and key not in known:
-                report.added += 1
-            else:
+            if key in batch or key in known:
                 report.updated += 1
+                if key not in batch:
+                    stale.append(known[key][0])
+            else:
+                report.added += 1
             meta = dict(metadata[i]) if metadata is not None else {}
             doc = Document(path=key, text=text, title=str(meta.get("title") or first_line_title(text, key)),
                            metadata=meta, hash=digest)
             entry = (doc, self._passages_of(doc))
-            if earlier is None:
+            if key in batch:
+                split[batch[key]] = entry  # the later text of an id wins, as in a later call
+            else:
                 batch[key] = len(split)
                 split.append(entry)
-            else:
-                split[batch[key]] = entry  # the later text of an id wins, as in a later call
         report.passages = self._write(split, stale, progress)
         report.seconds = time.perf_counter() - started
         return report
