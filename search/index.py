@@ -281,6 +281,11 @@ class Index:
         hits = self.search(question, k=k, **search_options)
         return answers_from_hits(reader, question, hits, answers, threshold=threshold)
 
+    def holds_documents_outside(self, folder: Path) -> bool:
+        """Whether any document of the index comes from elsewhere than ``folder`` (texts included)."""
+        inside = [s for s in self.store.file_sources() if Path(s).is_relative_to(folder)]
+        return self.stats()["documents"] > len(self.store.documents_of_sources(inside))
+
     def entities(self, label: str | None = None, top: int = 20) -> list[dict]:
         """The most frequent named entities (text, label, mentions, documents), of one ``label`` or all."""
         return self.store.entity_counts(label.upper() if label else None, top)

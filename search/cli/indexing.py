@@ -21,12 +21,6 @@ from .common import (
 )
 
 
-def holds_other_documents(idx, demo: Path) -> bool:
-    """Whether an index holds anything besides the demo corpus (``search index`` with no path)."""
-    demo_sources = [s for s in idx.store.file_sources() if Path(s).is_relative_to(demo)]
-    return idx.stats()["documents"] > len(idx.store.documents_of_sources(demo_sources))
-
-
 @cli.command()
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @index_option
@@ -69,7 +63,7 @@ def index(paths, index_path, model, encoder, include, exclude, text_field, id_fi
         paths = (demo_corpus(),)
     options = {"max_tokens": max_tokens} if max_tokens else {}
     with Index.open_or_create(index_path, model=model, encoder=encoder, **options) as idx:
-        if demo and holds_other_documents(idx, paths[0]):
+        if demo and idx.holds_documents_outside(paths[0]):
             raise SearchError(f"The index at {idx.path} holds your own documents, so the demo corpus is not added to it."
                               " Name the files to index, or give the demo an index of its own (--index DIR).")
         try:
