@@ -120,8 +120,11 @@ def load_html(path: Path, data: bytes, options: RowOptions) -> list[Document]:
     import html_text
 
     tree = html_text.parse_html(_decode(data))  # lxml in recovery mode, as browsers read broken HTML
-    title = " ".join((tree.findtext(".//title") or "").split())
-    return _structured_document(path, assemble(html_blocks(tree)), title)
+    blocks = html_blocks(tree)
+    # the page's own <h1> over its <title>, which sites suffix with their name ("... — Python 3.11.2 documentation")
+    heading = next((b.text for b in blocks if b.kind == "heading" and b.level == 1), "")
+    title = heading or " ".join((tree.findtext(".//title") or "").split())
+    return _structured_document(path, assemble(blocks), title)
 
 
 def load_pdf(path: Path, data: bytes, options: RowOptions) -> list[Document]:

@@ -86,6 +86,13 @@ def test_rst_drops_labels_roles_and_directives_and_keeps_their_text():
     assert {s.path for s in parsed.sections} == {"", "Indexing"}
 
 
+def test_an_html_page_is_titled_by_its_h1_rather_than_its_site_suffixed_title(tmp_path):
+    page = tmp_path / "page.html"
+    page.write_text("<html><head><title>subprocess — Python 3.11.2 documentation</title></head><body>"
+                    "<div role='main'><h1>subprocess</h1><p>Run programs.</p></div></body></html>")
+    assert load_file(page)[0].title == "subprocess"
+
+
 def test_html_keeps_the_main_content_and_its_headings(tmp_path):
     page = tmp_path / "page.html"
     page.write_text("<html><head><title>Guide</title></head><body><div class='sphinxsidebar'>Contents</div>"
