@@ -118,28 +118,20 @@ class Index:
                 f"The index at {path} was built with {meta['model']!r}; it cannot be searched with {model!r}."
                 " Use the same model, or build a new index (--index) with the other one."
             )
-        dimension = int(meta["dimension"])
-        vectors_path = path / VECTORS_NAME
+        index = cls(path, store, VectorIndex(int(meta["dimension"])), precision=precision)
         with store.write_lock_if_free() as locked:
             if locked:  # no writer can commit meanwhile: finish or undo an interrupted save
-                VectorIndex.recover(vectors_path, dimension, store.passage_ids())
-            if not check:  # for repair: whatever can be read, else nothing
-                try:
-                    return cls(path, store, VectorIndex.load(vectors_path, dimension), precision=precision)
-                except (IndexCorrupt, FileNotFoundError):
-                    return cls(path, store, VectorIndex(dimension), precision=precision)
-            if not vectors_path.exists():
-                raise IndexCorrupt(f"The vector file {vectors_path} is missing. Run `search index --repair`.")
-            # A writer in another process may be between its commit and its rename: look again.
-            for _ in range(1 if locked else 30):
-                vectors, ids = VectorIndex.load(vectors_path, dimension), store.passage_ids()
-                if np.array_equal(np.sort(vectors.ids()), ids):
-                    return cls(path, store, vectors, precision=precision)
-                time.sleep(0.1)
-        raise IndexCorrupt(
-            f"The index at {path} is inconsistent: {len(vectors)} vectors for {len(ids)} passages."
-            " Run `search index --repair` to rebuild the vectors from the database."
-        )
+                VectorIndex.recover(index.vectors_path, index.vectors.dimension, store.generation())
+        if not check:  # for repair: whatever can be read, else nothing
+            try:
+                index.vectors = index.load_vectors()
+            except (IndexCorrupt, FileNotFoundError):
+                pass
+            return index
+        if not index.vectors_path.exists():
+            raise IndexCorrupt(f"The vector file {index.vectors_path} is missing. Run `search index --repair`.")
+        index.vectors = index.load_vectors()
+        return index
 
     @classmethod
     def open_or_create(cls, path=None, model: str | None = None, encoder: str | None = None, precision: str = "auto",
@@ -165,6 +157,34 @@ class Index:
     @property
     def vectors_path(self) -> Path:
         return self.path / VECTORS_NAME
+
+    def load_vectors(self) -> VectorIndex:
+        """The vector file brought up to the store's last commit, and checked against it."""
+        vectors = VectorIndex.load(self.vectors_path, self.vectors.dimension)
+        with self.store.reading():
+            vectors = self.catch_up(vectors)
+            passages = self.store.counts()["passages"]
+        if len(vectors) != passages:
+            raise IndexCorrupt(
+                f"The index at {self.path} is inconsistent: {len(vectors)} vectors for {passages} passages."
+                " Run `search index --repair` to rebuild the vectors from the database."
+            )
+        return vectors
+
+    def catch_up(self, vectors: VectorIndex) -> VectorIndex:
+        """``vectors`` with the changes committed since their generation applied (inside a read or
+        write transaction). Changes older than the store keeps mean starting again from the file."""
+        generation = self.store.generation()
+        if vectors.generation == generation:
+            return vectors
+        if vectors.generation < self.store.meta_int("purged_through"):
+            vectors = VectorIndex.load(self.vectors_path, vectors.dimension)
+        removed, added, matrix = self.store.vector_changes(vectors.generation)
+        vectors.remove(removed + added)
+        if added:
+            vectors.add(added, matrix)
+        vectors.generation = generation
+        return vectors
 
     @property
     def encoder(self) -> Encoder:
@@ -234,10 +254,12 @@ class Index:
         filters = parse_filters(filters)
         self._check_enriched(filters)
         n = max(k * 5, 100) if per_doc else max(k, 100 if mode == "hybrid" else k)
-        ranked = self.retriever(**options).rank(query, n, mode, filters)
-        if not per_doc:
-            ranked = ranked[:k]
-        rows = self.store.passages([r.passage_id for r in ranked])
+        with self.store.reading():  # one committed state, whatever a writer does meanwhile
+            self.vectors = self.catch_up(self.vectors)
+            ranked = self.retriever(**options).rank(query, n, mode, filters)
+            if not per_doc:
+                ranked = ranked[:k]
+            rows = self.store.passages([r.passage_id for r in ranked])
         hits: list[Hit] = []
         seen_docs: set[int] = set()
         for r in ranked:
@@ -292,8 +314,11 @@ class Index:
 
     def stats(self) -> dict:
         sizes = {name: (self.path / name).stat().st_size for name in (DB_NAME, VECTORS_NAME) if (self.path / name).exists()}
+        with self.store.reading():
+            self.vectors = self.catch_up(self.vectors)
+            counts = self.store.counts()
         return {
-            "path": str(self.path), **self.store.counts(), "vectors": len(self.vectors),
+            "path": str(self.path), **counts, "vectors": len(self.vectors),
             "model": self.meta["model"], "encoder": self.meta["encoder"], "dimension": int(self.meta["dimension"]),
             "max_tokens": self.max_tokens, "created": float(self.meta["created"]),
             "bytes": sum(sizes.values()), "files_on_disk": sizes,

@@ -4,6 +4,11 @@ Tables: ``documents``, ``passages`` (text, offsets, vector), ``passages_fts`` (F
 ``meta``, and the enrichment tables ``entities``, ``labels`` and ``enriched``. SQLite is the
 source of truth; the FAISS file is derived from the vectors kept here and can be rebuilt from
 them. Writes belong to ``writer.IndexWriter``, which owns the transaction.
+
+Every write transaction is a new *generation* (``meta.generation``); passages record the one that
+added them and ``removed_passages`` the one that removed each id, so that vectors as of any
+generation can be brought up to date from the changes since (``vector_changes``) instead of
+rereading or rewriting the whole vector file at every commit.
 """
 
 from __future__ import annotations
@@ -70,6 +75,7 @@ class Store:
         if "documents" in self.db.table_names():
             self._ensure_enrichment_tables()
             self._ensure_section_columns()
+            self._ensure_generations()
             return
         with self.conn:
             self.db["meta"].create({"key": str, "value": str}, pk="key")
@@ -82,10 +88,13 @@ class Store:
             self.db["documents"].create_index(["source"])
             self.db["passages"].create(
                 {"id": int, "document_id": int, "ord": int, "start_char": int, "end_char": int,
-                 "page": int, "section": str, "code": int, "text": str, "vector": bytes},
+                 "page": int, "section": str, "code": int, "text": str, "vector": bytes, "generation": int},
                 pk="id", foreign_keys=[("document_id", "documents", "id")], not_null={"text"},
             )
             self.db["passages"].create_index(["document_id"])
+            self.db["passages"].create_index(["generation"])
+            self.db["removed_passages"].create({"passage_id": int, "generation": int}, pk="passage_id")
+            self.db["removed_passages"].create_index(["generation"])
             self.db["passages"].enable_fts(["text"], fts_version="FTS5", tokenize="porter", create_triggers=True)
             self.db["meta"].insert({"key": "schema_version", "value": str(SCHEMA_VERSION)})
         self._ensure_enrichment_tables()
@@ -96,6 +105,15 @@ class Store:
             with self.conn:
                 self.conn.execute("ALTER TABLE passages ADD COLUMN section TEXT")
                 self.conn.execute("ALTER TABLE passages ADD COLUMN code INTEGER")
+
+    def _ensure_generations(self) -> None:
+        """Indexes made before generations: every passage they hold is of generation 0, as is their vector file."""
+        if "removed_passages" not in self.db.table_names():
+            with self.conn:
+                self.conn.execute("ALTER TABLE passages ADD COLUMN generation INTEGER NOT NULL DEFAULT 0")
+                self.db["passages"].create_index(["generation"])
+                self.db["removed_passages"].create({"passage_id": int, "generation": int}, pk="passage_id")
+                self.db["removed_passages"].create_index(["generation"])
 
     def _ensure_enrichment_tables(self) -> None:
         """Entities, per-passage labels (sentiment, classifiers) and which passages each task has seen."""
@@ -140,7 +158,42 @@ class Store:
             if locked:
                 self.conn.rollback()
 
+    @contextmanager
+    def reading(self):
+        """One read transaction: every query inside sees the same committed state, whatever other
+        processes commit meanwhile (inside a write transaction, that transaction's state)."""
+        if self.conn.in_transaction:
+            yield
+            return
+        self.conn.execute("BEGIN")
+        try:
+            yield
+        finally:
+            self.conn.rollback()
+
     # --- reads -------------------------------------------------------------------------------
+
+    def generation(self) -> int:
+        """The number of the last committed write transaction (0 for a new index)."""
+        return self.meta_int("generation")
+
+    def meta_int(self, key: str) -> int:
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return int(row[0]) if row else 0
+
+    def vector_changes(self, since: int) -> tuple[list[int], list[int], np.ndarray]:
+        """What changed after generation ``since``: ids removed, and ids added with their vectors
+        (an id removed and added again is in both: remove first, then add)."""
+        removed = [r[0] for r in self.conn.execute("SELECT passage_id FROM removed_passages WHERE generation > ?", (since,))]
+        rows = list(self.conn.execute("SELECT id, vector FROM passages WHERE generation > ? AND vector IS NOT NULL"
+                                      " ORDER BY id", (since,)))
+        matrix = np.vstack([np.frombuffer(r[1], dtype=np.float32) for r in rows]) if rows else None
+        return removed, [r[0] for r in rows], matrix
+
+    def changes_since(self, since: int) -> int:
+        """How many passages were added or removed after generation ``since``."""
+        return sum(self.conn.execute(f"SELECT count(*) FROM {table} WHERE generation > ?", (since,)).fetchone()[0]
+                   for table in ("passages", "removed_passages"))
 
     def meta(self) -> dict[str, str]:
         return {row["key"]: row["value"] for row in self.db["meta"].rows}

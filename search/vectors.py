@@ -1,14 +1,21 @@
-"""The FAISS inner-product index keyed by passage id, with crash-safe saving.
+"""The FAISS inner-product index keyed by passage id, and its file.
 
-Saving is two-phase so that the vectors on disk always match a committed SQLite state:
-``write_pending`` writes ``<file>.pending``; the caller commits SQLite; ``promote`` renames the
-pending file over the live one (atomic). ``VectorIndex.recover`` finishes or discards a pending
-file left by a run that was killed between the two steps.
+The file is a snapshot of the vectors at one commit of the SQLite store (its *generation*): a
+header (magic, generation, length, CRC-32) and FAISS's serialized index. The header lets a reader
+know how far behind the store the file is (it applies the changes since, kept in SQLite, see
+``Store.vector_changes``), and makes a truncated or bit-flipped file a clear error instead of
+wrong results.
+
+Saving is two-phase so that a live file is always a committed state: ``write_pending`` writes
+``<file>.pending``; the caller commits SQLite; ``promote`` renames the pending file over the live
+one (atomic). ``VectorIndex.recover`` promotes or discards a pending file left by a killed run.
 """
 
 from __future__ import annotations
 
 import os
+import struct
+import zlib
 from pathlib import Path
 
 import faiss
@@ -16,11 +23,16 @@ import numpy as np
 
 from .errors import IndexCorrupt
 
+MAGIC = b"SEARCHVEC1"
+#: magic, generation, payload bytes, CRC-32 of the payload
+HEADER = struct.Struct("<10sQQI")
+
 
 class VectorIndex:
-    def __init__(self, dimension: int, index=None):
+    def __init__(self, dimension: int, index=None, generation: int = 0):
         self.dimension = dimension
         self.index = index if index is not None else faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
+        self.generation = generation  # the store's generation these vectors match
 
     def __len__(self) -> int:
         return int(self.index.ntotal)
@@ -66,9 +78,12 @@ class VectorIndex:
         return path.with_name(path.name + ".pending")
 
     def write_pending(self, path: Path) -> None:
-        pending = self.pending_path(path)
-        faiss.write_index(self.index, str(pending))
-        with open(pending, "rb") as f:
+        """Write these vectors, as of their generation, to the pending file, synced to disk."""
+        payload = faiss.serialize_index(self.index)
+        with open(self.pending_path(path), "wb") as f:
+            f.write(HEADER.pack(MAGIC, self.generation, len(payload), zlib.crc32(payload)))
+            f.write(payload.data)
+            f.flush()
             os.fsync(f.fileno())
 
     def promote(self, path: Path) -> None:
@@ -78,35 +93,43 @@ class VectorIndex:
     def load(cls, path: Path, dimension: int) -> "VectorIndex":
         if not path.exists():
             raise FileNotFoundError(f"The vector file {path} is missing. Run `search index --repair`.")
-        try:
-            index = faiss.read_index(str(path))
+        data = np.fromfile(path, dtype=np.uint8)
+        damaged = IndexCorrupt(f"The vector file {path} is damaged or truncated."
+                               " Run `search index --repair` to rebuild it from the database.")
+        generation = 0
+        if data[: len(MAGIC)].tobytes() == MAGIC:
+            if len(data) < HEADER.size:
+                raise damaged
+            _, generation, size, crc = HEADER.unpack(data[: HEADER.size].tobytes())
+            data = data[HEADER.size :]
+            if len(data) != size or zlib.crc32(data) != crc:
+                raise damaged
+        try:  # files without the header were written by earlier versions: generation 0
+            index = faiss.deserialize_index(data)
         except RuntimeError as exc:
-            raise IndexCorrupt(
-                f"The vector file {path} is damaged or truncated. Run `search index --repair` to rebuild it."
-            ) from exc
+            raise damaged from exc
         if index.d != dimension:
             raise IndexCorrupt(f"The vector file {path} has dimension {index.d}, the index expects {dimension}.")
         if not isinstance(index, faiss.IndexIDMap2):
             index = faiss.downcast_index(index)
-        return cls(dimension, index)
+        return cls(dimension, index, generation)
 
     @classmethod
-    def recover(cls, path: Path, dimension: int, expected_ids: np.ndarray) -> bool:
+    def recover(cls, path: Path, dimension: int, committed: int) -> bool:
         """Promote or delete a pending file left behind by an interrupted save.
 
-        Returns True when the pending file held exactly ``expected_ids`` (the committed SQLite
-        state) and became the live file.
+        The pending file holds a committed state when its generation is at most ``committed``
+        (the store's); then it becomes the live file and True is returned.
         """
         pending = cls.pending_path(path)
         if not pending.exists():
             return False
         try:
-            candidate = cls.load(pending, dimension)
-            matches = np.array_equal(np.sort(candidate.ids()), np.sort(expected_ids))
+            ok = 0 < cls.load(pending, dimension).generation <= committed
         except IndexCorrupt:
-            matches = False
-        if matches:
+            ok = False
+        if ok:
             os.replace(pending, path)
         else:
             pending.unlink()
-        return matches
+        return ok

@@ -1,23 +1,29 @@
 """The write path of an index: files and texts -> documents -> passages -> vectors -> one transaction.
 
-``IndexWriter`` owns the SQLite write transaction and commits it together with the FAISS vectors in
-two phases (write ``vectors.faiss.pending``, commit SQLite, rename the pending file over the live
-one; ``vectors.VectorIndex.recover`` finishes or undoes a run killed in between). Long runs commit
-every ``checkpoint_seconds``, only where a file is complete.
+``IndexWriter`` owns the SQLite write transaction; each one is a new generation of the store. A
+commit writes only SQLite (the passages carry their vectors); the vector file is rewritten only when
+the changes since its generation have grown large (``compact_min``, ``compact_fraction``), so that a
+commit costs in proportion to the change, not to the index. That rewrite is two-phase: write
+``vectors.faiss.pending``, commit SQLite, rename the pending file over the live one
+(``vectors.VectorIndex.recover`` finishes or undoes a run killed in between). Long runs commit every
+``checkpoint_seconds``, only where a file is complete.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
 import sqlite3
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Mapping, Sequence
 
 import numpy as np
+from filelock import FileLock, Timeout
 from tqdm.auto import tqdm
 
 from .enrich import Enricher, parse_enrichers
@@ -57,6 +63,21 @@ def write_meta(conn: sqlite3.Connection, values: Mapping[str, object]) -> None:
     conn.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", [(k, str(v)) for k, v in values.items()])
 
 
+#: The file whose lock a writer holds for a whole run (the OS releases it if the process dies).
+LOCK_NAME = "writer.lock"
+
+
+def holding_writer_lock(method):
+    """Run a writer method holding the index's writer lock (see ``IndexWriter.exclusive``)."""
+
+    @functools.wraps(method)
+    def locked(self, *args, **kwargs):
+        with self.exclusive():
+            return method(self, *args, **kwargs)
+
+    return locked
+
+
 #: A document and its passages, ready to encode and store.
 Split = tuple[Document, list[Passage]]
 
@@ -68,9 +89,30 @@ class IndexWriter:
     checkpoint_seconds = 30.0
     #: Passages encoded per step.
     batch_passages = 256
+    #: The vector file is rewritten when more passages than this, plus this fraction of the index,
+    #: were added or removed since it was (until then readers apply those changes from SQLite).
+    compact_min = 2000
+    compact_fraction = 0.1
 
     def __init__(self, index: "Index"):
         self.index = index
+        self.generation = 0  # of the open write transaction
+        self.wait = False  # for another process's run to end, instead of failing
+        self._lock = FileLock(index.path / LOCK_NAME)
+
+    @contextmanager
+    def exclusive(self):
+        """Hold the writer lock: one run at a time, from reading what is indexed to its last commit
+        (SQLite's own lock covers one transaction; a run commits many)."""
+        try:
+            self._lock.acquire(timeout=-1 if self.wait else 0)
+        except Timeout:
+            raise SearchError(f"Another process is writing to the index at {self.index.path}:"
+                              " try again when it is done, or run with --wait.") from None
+        try:
+            yield
+        finally:
+            self._lock.release()
 
     @property
     def conn(self) -> sqlite3.Connection:
@@ -78,8 +120,9 @@ class IndexWriter:
 
     # --- transactions ---------------------------------------------------------------------------
 
-    def begin(self) -> None:
-        """Take SQLite's write lock now, so that a second writer fails early with a clear message."""
+    def begin(self, catch_up: bool = True) -> None:
+        """Take SQLite's write lock now (a second writer fails early, with a clear message) and start
+        the next generation, with the vectors brought up to the last commit of any process."""
         if self.conn.in_transaction:
             return
         try:
@@ -87,24 +130,39 @@ class IndexWriter:
         except sqlite3.OperationalError as exc:
             raise SearchError(f"Another process is writing to the index at {self.index.path};"
                               " try again when it is done.") from exc
+        if catch_up:
+            self.index.vectors = self.index.catch_up(self.index.vectors)
+        self.generation = self.index.store.generation() + 1
+        write_meta(self.conn, {"generation": self.generation})
+        self.index.vectors.generation = self.generation
 
-    def commit(self) -> None:
-        """Commit SQLite and the vectors together (two phases, see the module's docstring)."""
-        path = self.index.vectors_path
-        self.index.vectors.write_pending(path)
-        self.conn.commit()
-        self.index.vectors.promote(path)
+    def commit(self, rewrite_vectors: bool = False) -> None:
+        """Commit the transaction; rewrite the vector file with it when the changes since it was
+        written have grown large, or when asked (two phases, see the module's docstring)."""
+        store, vectors = self.index.store, self.index.vectors
+        written = store.meta_int("vectors_generation")
+        if rewrite_vectors or store.changes_since(written) > self.compact_min + self.compact_fraction * len(vectors):
+            # Readers of the file being replaced still find the changes since it; older ones go.
+            self.conn.execute("DELETE FROM removed_passages WHERE generation <= ?", (written,))
+            write_meta(self.conn, {"vectors_generation": self.generation, "purged_through": written})
+            vectors.write_pending(self.index.vectors_path)
+            self.conn.commit()
+            vectors.promote(self.index.vectors_path)
+        else:
+            self.conn.commit()
 
     def rollback(self) -> None:
         """Forget uncommitted work: roll SQLite back and reload the last committed vectors."""
         self.conn.rollback()
-        self.index.vectors = VectorIndex.load(self.index.vectors_path, self.index.vectors.dimension)
+        VectorIndex.pending_path(self.index.vectors_path).unlink(missing_ok=True)
+        self.index.vectors = self.index.load_vectors()
 
     def set_meta(self, values: Mapping[str, object]) -> None:
         write_meta(self.conn, values)
 
     # --- documents ----------------------------------------------------------------------------
 
+    @holding_writer_lock
     def add_paths(
         self, paths: Iterable[str | os.PathLike], include: Sequence[str] = (), exclude: Sequence[str] = (),
         rows: RowOptions | None = None, prune: bool = False, progress: bool = False, enrich=None,
@@ -152,6 +210,7 @@ class IndexWriter:
         report.seconds = time.perf_counter() - started
         return report
 
+    @holding_writer_lock
     def add_texts(self, texts: Sequence[str], metadata: Sequence[dict] | None = None,
                   ids: Sequence[str] | None = None, progress: bool = False) -> IndexReport:
         started = time.perf_counter()
@@ -184,6 +243,7 @@ class IndexWriter:
         report.seconds = time.perf_counter() - started
         return report
 
+    @holding_writer_lock
     def delete(self, targets: Iterable[str]) -> int:
         doc_ids: set[int] = set()
         for target in targets:
@@ -231,6 +291,7 @@ class IndexWriter:
                     self._enrich_passages(added, self.index.enrichers)
                     if complete and time.monotonic() - last_checkpoint > self.checkpoint_seconds:
                         self.commit()
+                        self.begin()
                         last_checkpoint = time.monotonic()
             self.commit()
         except BaseException:
@@ -250,10 +311,10 @@ class IndexWriter:
         ids = []
         for order, (p, vec) in enumerate(zip(passages, vectors)):
             cur = self.conn.execute(
-                "INSERT INTO passages (document_id, ord, start_char, end_char, page, section, code, text, vector)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO passages (document_id, ord, start_char, end_char, page, section, code, text, vector,"
+                " generation) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (doc_id, order, p.start, p.end, p.page, p.section, int(p.code), p.text,
-                 np.asarray(vec, np.float32).tobytes()),
+                 np.asarray(vec, np.float32).tobytes(), self.generation),
             )
             ids.append(cur.lastrowid)
         return doc_id, ids
@@ -264,6 +325,8 @@ class IndexWriter:
         for chunk in chunks(doc_ids):
             m = marks(chunk)
             removed += [r[0] for r in self.conn.execute(f"SELECT id FROM passages WHERE document_id IN ({m})", chunk)]
+            self.conn.execute(f"INSERT OR REPLACE INTO removed_passages (passage_id, generation)"
+                              f" SELECT id, {self.generation} FROM passages WHERE document_id IN ({m})", chunk)
             for table in ("entities", "labels"):
                 self.conn.execute(f"DELETE FROM {table} WHERE document_id IN ({m})", chunk)
             self.conn.execute(f"DELETE FROM enriched WHERE passage_id IN"
@@ -274,6 +337,7 @@ class IndexWriter:
 
     # --- enrichment -----------------------------------------------------------------------------
 
+    @holding_writer_lock
     def set_enrichers(self, specs) -> None:
         """Add enrichment tasks (``"ner,sentiment"``, ``classify:FOLDER``...) to the index for good."""
         current = {e.task: e for e in self.index.enrichers}
@@ -294,6 +358,7 @@ class IndexWriter:
             results = enricher.run([p.text for p in passages], [p.start for p in passages])
             enricher.save(self.conn, ids, doc_ids, results)
 
+    @holding_writer_lock
     def enrich(self, specs=None, progress: bool = False) -> int:
         """Run enrichment tasks (given ones are added to the index's) on passages that lack them.
 
@@ -318,23 +383,25 @@ class IndexWriter:
 
     # --- repair -----------------------------------------------------------------------------------
 
+    @holding_writer_lock
     def repair(self) -> int:
         """Rebuild the FAISS file from the vectors kept in SQLite (re-encoding any passage without one).
 
         Returns the number of vectors in the rebuilt index.
         """
         store = self.index.store
-        self.begin()
+        self.begin(catch_up=False)  # the vector file may be what is broken
         missing = store.passages_without_vectors()
         if missing:
             vectors = self.index.encoder.encode([encoding_text(title, section, text) for _, title, section, text in missing])
-            self.conn.executemany("UPDATE passages SET vector = ? WHERE id = ?",
-                                  [(np.asarray(v, np.float32).tobytes(), m[0]) for m, v in zip(missing, vectors)])
+            self.conn.executemany("UPDATE passages SET vector = ?, generation = ? WHERE id = ?",
+                                  [(np.asarray(v, np.float32).tobytes(), self.generation, m[0])
+                                   for m, v in zip(missing, vectors)])
         matrix, ids = store.vectors()
-        vectors = VectorIndex(int(self.index.meta["dimension"]))
+        vectors = VectorIndex(int(self.index.meta["dimension"]), generation=self.generation)
         vectors.add(ids, matrix)
         self.index.vectors = vectors
-        self.commit()
+        self.commit(rewrite_vectors=True)
         return len(vectors)
 
 

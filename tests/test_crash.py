@@ -64,14 +64,15 @@ RUN = textwrap.dedent("""
     index = Index.open_or_create(sys.argv[1], model=sys.argv[2])
     index.writer.checkpoint_seconds = 0.0   # commit after every batch: many commits, renames and FAISS writes
     index.writer.batch_passages = 16
+    index.writer.compact_min = int(sys.argv[4])  # 0: the vector file is rewritten at every commit
     index.add_paths([sys.argv[3]])
     print("finished", flush=True)
 """)
 FILES, TRIALS = 300, 32
 
 
-def _run(path, tiny_model, folder):
-    return subprocess.Popen([sys.executable, "-c", RUN, str(path), tiny_model, str(folder)],
+def _run(path, tiny_model, folder, compact_min=0):
+    return subprocess.Popen([sys.executable, "-c", RUN, str(path), tiny_model, str(folder), str(compact_min)],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env={**os.environ, "HF_HUB_OFFLINE": "1"})
 
 
@@ -94,7 +95,7 @@ def test_sigkill_at_random_moments_never_leaves_an_index_that_does_not_open(tmp_
     rng, failures, opened = random.Random(7), [], 0
     for trial in range(TRIALS):
         path = tmp_path / f"ix{trial}"
-        child = _run(path, tiny_model, folder)
+        child = _run(path, tiny_model, folder, compact_min=0 if trial % 2 else 2000)  # file rewrites, or changes in SQLite
         time.sleep(rng.uniform(max(0.0, created - 0.1), whole))  # from index creation to the last commit
         child.send_signal(signal.SIGKILL)
         child.wait()

@@ -152,8 +152,8 @@ def test_truncated_vector_file_is_a_clear_error_and_repair_fixes_it(index, corpu
 
 def test_mismatched_vectors_are_detected(index, corpus):
     index.add_paths([corpus])
-    index.close()
-    _replace_vectors(index.path / VECTORS_NAME, VectorIndex(index.vectors.dimension))
+    index.close()  # a vector file claiming the last commit but lacking its vectors
+    _replace_vectors(index.path / VECTORS_NAME, VectorIndex(index.vectors.dimension, generation=index.vectors.generation))
     with pytest.raises(IndexCorrupt, match="repair"):
         Index.open(index.path)
 
