@@ -14,6 +14,7 @@ from .encoders import MeanPoolingEncoder, SentenceTransformerEncoder, load_encod
 from .errors import (
     IndexCorrupt,
     IndexNotFound,
+    IndexWriteError,
     ModelMismatch,
     ModelNotFound,
     SearchError,
@@ -30,7 +31,7 @@ from .writer import IndexReport
 
 __all__ = [
     "Answer", "FoundAnswer", "Reader", "Document", "Entity", "EntityFilter", "EntityTagger", "Label", "LabelFilter",
-    "TextClassifier", "Filter", "Hit", "Index", "IndexCorrupt", "IndexNotFound", "IndexReport", "MeanPoolingEncoder",
+    "TextClassifier", "Filter", "Hit", "Index", "IndexCorrupt", "IndexNotFound", "IndexReport", "IndexWriteError", "MeanPoolingEncoder",
     "ModelMismatch", "ModelNotFound", "Passage", "RowOptions", "SearchError", "SentenceTransformerEncoder",
     "UnreadableFile", "default_index_path", "load_encoder", "split_passages",
 ]

@@ -23,3 +23,7 @@ class IndexCorrupt(SearchError):
 
 class UnreadableFile(SearchError):
     """A file cannot be turned into text: binary, empty, undecodable or damaged."""
+
+
+class IndexWriteError(SearchError):
+    """A write to the index failed (disk full, read-only folder...); its committed state is kept."""

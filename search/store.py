@@ -22,7 +22,7 @@ from typing import Iterable, NamedTuple
 import numpy as np
 import sqlite_utils
 
-from .errors import IndexCorrupt
+from .errors import IndexCorrupt, SearchError
 from .filters import Condition, where_clause
 from .terms import fts_query
 
@@ -38,6 +38,11 @@ class StoredPassage(NamedTuple):
     document_id: int
     start: int  # character offset in its document
     text: str
+
+
+def damaged(path: Path, exc: Exception) -> str:
+    return (f"The database {path} is damaged ({exc}). Its documents cannot be read back:"
+            " index them again into a new index (`search index PATHS --index NEW_FOLDER`).")
 
 
 def chunks(items: list, size: int = 500):
@@ -59,8 +64,10 @@ class Store:
             self.db.execute("PRAGMA foreign_keys=ON")
             self.db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             self._ensure_schema()
+        except sqlite3.OperationalError as exc:  # disk full, no permission...: the file may be fine
+            raise SearchError(f"Cannot open the database {self.path}: {exc}.") from exc
         except sqlite3.DatabaseError as exc:
-            raise IndexCorrupt(f"The database {self.path} is damaged ({exc}); re-create the index.") from exc
+            raise IndexCorrupt(damaged(self.path, exc)) from exc
 
     @property
     def conn(self) -> sqlite3.Connection:

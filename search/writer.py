@@ -11,6 +11,7 @@ commit costs in proportion to the change, not to the index. That rewrite is two-
 
 from __future__ import annotations
 
+import errno
 import functools
 import hashlib
 import json
@@ -27,7 +28,7 @@ from filelock import FileLock, Timeout
 from tqdm.auto import tqdm
 
 from .enrich import Enricher, parse_enrichers
-from .errors import SearchError, UnreadableFile
+from .errors import IndexWriteError, SearchError, UnreadableFile
 from .ingest import BadRow, Document, RowOptions, file_hash, find_files, first_line_title, load_file
 from .markup import PATH_SEPARATOR
 from .passages import Passage, split_passages
@@ -68,14 +69,29 @@ LOCK_NAME = "writer.lock"
 
 
 def holding_writer_lock(method):
-    """Run a writer method holding the index's writer lock (see ``IndexWriter.exclusive``)."""
+    """Run a writer method holding the index's writer lock (see ``IndexWriter.exclusive``); on any
+    failure or interrupt, undo what it did not commit, and say in one line why a write failed."""
 
     @functools.wraps(method)
     def locked(self, *args, **kwargs):
         with self.exclusive():
-            return method(self, *args, **kwargs)
+            try:
+                return method(self, *args, **kwargs)
+            except BaseException as exc:
+                if self.conn.in_transaction:
+                    self.rollback()
+                if isinstance(exc, (sqlite3.Error, OSError)):
+                    raise IndexWriteError(f"Could not write to the index at {self.index.path}: {_reason(exc)}."
+                                          " It keeps its last committed state.") from exc
+                raise
 
     return locked
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC or "disk is full" in str(exc):
+        return "the disk is full"
+    return str(exc)
 
 
 #: A document and its passages, ready to encode and store.
@@ -98,6 +114,7 @@ class IndexWriter:
         self.index = index
         self.generation = 0  # of the open write transaction
         self.wait = False  # for another process's run to end, instead of failing
+        self.on_wait = lambda: None  # called once when this writer starts waiting
         self._lock = FileLock(index.path / LOCK_NAME)
 
     @contextmanager
@@ -105,10 +122,13 @@ class IndexWriter:
         """Hold the writer lock: one run at a time, from reading what is indexed to its last commit
         (SQLite's own lock covers one transaction; a run commits many)."""
         try:
-            self._lock.acquire(timeout=-1 if self.wait else 0)
+            self._lock.acquire(timeout=0)
         except Timeout:
-            raise SearchError(f"Another process is writing to the index at {self.index.path}:"
-                              " try again when it is done, or run with --wait.") from None
+            if not self.wait:
+                raise SearchError(f"Another process is writing to the index at {self.index.path}:"
+                                  " try again when it is done, or run with --wait.") from None
+            self.on_wait()
+            self._lock.acquire()
         try:
             yield
         finally:
@@ -273,30 +293,26 @@ class IndexWriter:
         if not split and not stale_doc_ids:
             return 0
         self.begin()
-        try:
-            self.index.vectors.remove(self.delete_documents(stale_doc_ids))
-            total = sum(len(p) for _, p in split)
-            last_checkpoint = time.monotonic()
-            with tqdm(total=total, desc="Encoding", unit="passage", disable=not progress or not total) as bar:
-                for batch, complete in _batches(split, self.batch_passages):
-                    texts = [encoding_text(doc.title, p.section, p.text) for doc, passages in batch for p in passages]
-                    vectors = self.index.encoder.encode(texts, on_batch=bar.update) if texts else \
-                        np.zeros((0, self.index.vectors.dimension))  # the bar moves with every batch of 32
-                    at, added = 0, []
-                    for doc, passages in batch:
-                        doc_id, ids = self.add_document(doc, passages, vectors[at : at + len(passages)])
-                        self.index.vectors.add(ids, vectors[at : at + len(passages)])
-                        at += len(passages)
-                        added += [StoredPassage(pid, doc_id, p.start, p.text) for pid, p in zip(ids, passages)]
-                    self._enrich_passages(added, self.index.enrichers)
-                    if complete and time.monotonic() - last_checkpoint > self.checkpoint_seconds:
-                        self.commit()
-                        self.begin()
-                        last_checkpoint = time.monotonic()
-            self.commit()
-        except BaseException:
-            self.rollback()
-            raise
+        self.index.vectors.remove(self.delete_documents(stale_doc_ids))
+        total = sum(len(p) for _, p in split)
+        last_checkpoint = time.monotonic()
+        with tqdm(total=total, desc="Encoding", unit="passage", disable=not progress or not total) as bar:
+            for batch, complete in _batches(split, self.batch_passages):
+                texts = [encoding_text(doc.title, p.section, p.text) for doc, passages in batch for p in passages]
+                vectors = self.index.encoder.encode(texts, on_batch=bar.update) if texts else \
+                    np.zeros((0, self.index.vectors.dimension))  # the bar moves with every batch of 32
+                at, added = 0, []
+                for doc, passages in batch:
+                    doc_id, ids = self.add_document(doc, passages, vectors[at : at + len(passages)])
+                    self.index.vectors.add(ids, vectors[at : at + len(passages)])
+                    at += len(passages)
+                    added += [StoredPassage(pid, doc_id, p.start, p.text) for pid, p in zip(ids, passages)]
+                self._enrich_passages(added, self.index.enrichers)
+                if complete and time.monotonic() - last_checkpoint > self.checkpoint_seconds:
+                    self.commit()
+                    self.begin()
+                    last_checkpoint = time.monotonic()
+        self.commit()
         return total
 
     def add_document(self, doc: Document, passages: list[Passage], vectors: np.ndarray) -> tuple[int, list[int]]:
@@ -368,17 +384,13 @@ class IndexWriter:
             self.set_enrichers(specs)
         done = 0
         self.begin()
-        try:
-            for enricher in self.index.enrichers:
-                todo = self.index.store.passages_to_enrich(enricher.task)
-                for b in tqdm(range(0, len(todo), self.batch_passages), desc=f"Enriching ({enricher.task})",
-                              disable=not progress or not todo):
-                    self._enrich_passages(todo[b : b + self.batch_passages], [enricher])
-                    done += len(todo[b : b + self.batch_passages])
-            self.conn.commit()
-        except BaseException:
-            self.conn.rollback()
-            raise
+        for enricher in self.index.enrichers:
+            todo = self.index.store.passages_to_enrich(enricher.task)
+            for b in tqdm(range(0, len(todo), self.batch_passages), desc=f"Enriching ({enricher.task})",
+                          disable=not progress or not todo):
+                self._enrich_passages(todo[b : b + self.batch_passages], [enricher])
+                done += len(todo[b : b + self.batch_passages])
+        self.conn.commit()
         return done
 
     # --- repair -----------------------------------------------------------------------------------

@@ -5,17 +5,19 @@ from __future__ import annotations
 import functools
 import json
 import os
+import sqlite3
 import sys
 from pathlib import Path
 
 import click
 
 from ..errors import SearchError
+from ..store import damaged
 from ..precision import PRECISIONS
 
 __all__ = [
     "ENCODER_KINDS", "cli", "collect_filters", "echo_table", "filter_options", "index_option", "json_option",
-    "reader_option", "precision_option", "display_path", "echo_json", "handle_errors", "show_progress",
+    "reader_option", "precision_option", "wait_option", "waiting_writer", "display_path", "echo_json", "handle_errors", "show_progress",
 ]
 
 ENCODER_KINDS = ("sentence-transformers", "mean-pooling")
@@ -30,6 +32,8 @@ def handle_errors(func):
             return func(*args, **kwargs)
         except (SearchError, FileNotFoundError, FileExistsError, ValueError) as exc:
             raise click.ClickException(str(exc)) from exc
+        except sqlite3.DatabaseError as exc:  # damage found by a query, past the check on open
+            raise click.ClickException(damaged(kwargs.get("index_path") or "of the index", exc)) from exc
 
     return wrapper
 
@@ -39,6 +43,18 @@ def index_option(func):
         "--index", "index_path", type=click.Path(file_okay=False, path_type=Path), envvar="SEARCH_INDEX",
         help="Index folder. Default: $SEARCH_INDEX, else ~/.local/share/search/index.",
     )(func)
+
+
+def wait_option(func):
+    return click.option("--wait", is_flag=True,
+                        help="If another process is writing to the index, wait for it instead of failing.")(func)
+
+
+def waiting_writer(index, wait: bool):
+    """Set an index's writer to wait (and say so) when another process is writing."""
+    index.writer.wait = wait
+    index.writer.on_wait = lambda: click.echo(f"Waiting for another process writing to {index.path}...", err=True)
+    return index
 
 
 def json_option(func):

@@ -13,6 +13,8 @@ from .common import (
     index_option,
     json_option,
     show_progress,
+    wait_option,
+    waiting_writer,
 )
 
 
@@ -20,13 +22,15 @@ from .common import (
 @index_option
 @click.option("--enrich", "tasks", metavar="TASKS",
               help="Tasks to add: ner, sentiment, classify:MODEL_FOLDER (default: the index's own).")
+@wait_option
 @json_option
 @handle_errors
-def enrich(index_path, tasks, as_json):
+def enrich(index_path, tasks, wait, as_json):
     """Run enrichment on every passage that lacks it (tasks are remembered for later indexing)."""
     from ..index import Index
 
     with Index.open(index_path) as idx:
+        waiting_writer(idx, wait)
         if not tasks and not idx.enrichers:
             raise click.UsageError("This index has no enrichment tasks yet: name some with --enrich ner,sentiment")
         done = idx.enrich(tasks, progress=show_progress(as_json))

@@ -18,6 +18,8 @@ from .common import (
     index_option,
     json_option,
     show_progress,
+    wait_option,
+    waiting_writer,
 )
 
 
@@ -37,10 +39,11 @@ from .common import (
 @click.option("--enrich", metavar="TASKS", help="Also tag passages: ner, sentiment, classify:MODEL_FOLDER"
               " (comma-separated; remembered for later runs).")
 @click.option("--verbose", "-v", is_flag=True, help="List the files ignored for their type.")
+@wait_option
 @json_option
 @handle_errors
 def index(paths, index_path, model, encoder, include, exclude, text_field, id_field, title_field,
-          max_tokens, prune, repair, enrich, verbose, as_json):
+          max_tokens, prune, repair, enrich, verbose, wait, as_json):
     """Index files and folders (default: the bundled demo corpus).
 
     Unchanged files are skipped; changed files are re-indexed. Supported: .txt .md .rst .html .pdf
@@ -51,7 +54,7 @@ def index(paths, index_path, model, encoder, include, exclude, text_field, id_fi
 
     if repair:
         with Index.open(index_path, check=False) as idx:
-            count = idx.repair()
+            count = waiting_writer(idx, wait).repair()
         if not as_json:
             click.echo(f"Repaired: {count} vectors rebuilt from the database.")
         if not paths and not prune:
@@ -63,6 +66,7 @@ def index(paths, index_path, model, encoder, include, exclude, text_field, id_fi
         paths = (demo_corpus(),)
     options = {"max_tokens": max_tokens} if max_tokens else {}
     with Index.open_or_create(index_path, model=model, encoder=encoder, **options) as idx:
+        waiting_writer(idx, wait)
         if demo and idx.holds_documents_outside(paths[0]):
             raise SearchError(f"The index at {idx.path} holds your own documents, so the demo corpus is not added to it."
                               " Name the files to index, or give the demo an index of its own (--index DIR).")
@@ -108,13 +112,14 @@ SHOWN_BAD_ROWS = 10
 @cli.command()
 @click.argument("targets", nargs=-1, required=True)
 @index_option
+@wait_option
 @handle_errors
-def rm(targets, index_path):
+def rm(targets, index_path, wait):
     """Delete documents by file path, folder, document path or glob."""
     from ..index import Index
 
     with Index.open(index_path) as idx:
-        count = idx.delete(targets)
+        count = waiting_writer(idx, wait).delete(targets)
     click.echo(f"Deleted {count} documents.")
 
 
