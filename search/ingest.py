@@ -294,14 +294,17 @@ def find_files(
     include: Iterable[str] = (),
     exclude: Iterable[str] = (),
     ignored: list[Path] | None = None,
+    skipped: list[tuple[str, str]] | None = None,
 ) -> Iterator[Path]:
     """Yield the files under ``paths`` (recursively) that have a loader and pass the globs.
 
     A file named directly is always yielded (unknown suffixes are read as text); inside folders,
-    hidden entries are passed over, and files without a loader too (appended to ``ignored``).
-    Missing paths raise FileNotFoundError.
+    hidden entries are passed over, and files without a loader too (appended to ``ignored``);
+    folders that cannot be read, links in a loop and broken links go to ``skipped`` with the
+    reason. Missing paths raise FileNotFoundError.
     """
     include, exclude = list(include), list(exclude)
+    skipped = [] if skipped is None else skipped
     seen: set[Path] = set()
     for given in paths:
         root = Path(given).expanduser().resolve()
@@ -310,8 +313,7 @@ def find_files(
         if root.is_file():
             candidates = [root]
         else:
-            visible = sorted(p for p in root.rglob("*") if p.is_file()
-                             and not any(part.startswith(".") for part in p.relative_to(root).parts))
+            visible = _files_below(root, skipped)
             candidates = [p for p in visible if p.suffix.lower() in LOADERS]
             if ignored is not None:
                 ignored.extend(p for p in visible if p.suffix.lower() not in LOADERS)
@@ -323,3 +325,38 @@ def find_files(
                 continue
             seen.add(path)
             yield path
+
+
+def _files_below(root: Path, skipped: list[tuple[str, str]]) -> list[Path]:
+    """The files under ``root`` in name order, hidden entries passed over. Links are followed, each
+    folder visited once (a link back up would loop); what cannot be read goes to ``skipped``."""
+    files: list[Path] = []
+    visited: set[Path] = set()
+
+    def walk(folder: Path) -> None:
+        real = folder.resolve()
+        if real in visited:
+            skipped.append((str(folder), f"link to {real}, a folder already visited"))
+            return
+        visited.add(real)
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError as exc:
+            skipped.append((str(folder), f"cannot read folder: {exc.strerror or exc}"))
+            return
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            path = Path(entry.path)
+            try:
+                if entry.is_dir():
+                    walk(path)
+                elif entry.is_file():
+                    files.append(path)
+                elif entry.is_symlink():
+                    skipped.append((str(path), "broken link"))
+            except OSError as exc:  # a link loop on itself, a file gone meanwhile...
+                skipped.append((str(path), f"cannot read: {exc.strerror or exc}"))
+
+    walk(root)
+    return files
