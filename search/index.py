@@ -119,9 +119,7 @@ class Index:
                 " Use the same model, or build a new index (--index) with the other one."
             )
         index = cls(path, store, VectorIndex(int(meta["dimension"])), precision=precision)
-        with store.write_lock_if_free() as locked:
-            if locked:  # no writer can commit meanwhile: finish or undo an interrupted save
-                VectorIndex.recover(index.vectors_path, index.vectors.dimension, store.generation())
+        index.writer.recover_if_idle()
         if not check:  # for repair: whatever can be read, else nothing
             try:
                 index.vectors = index.load_vectors()
@@ -173,12 +171,22 @@ class Index:
 
     def catch_up(self, vectors: VectorIndex) -> VectorIndex:
         """``vectors`` with the changes committed since their generation applied (inside a read or
-        write transaction). Changes older than the store keeps mean starting again from the file."""
+        write transaction, whose state they then match).
+
+        Vectors older than the changes the store keeps start again from the vector file, or, when
+        that file was rewritten after this transaction began (it is newer than what this
+        transaction sees), from the vectors stored in SQLite.
+        """
         generation = self.store.generation()
         if vectors.generation == generation:
             return vectors
-        if vectors.generation < self.store.meta_int("purged_through"):
+        if vectors.generation < self.store.meta_int("purged_through") or vectors.generation > generation:
             vectors = VectorIndex.load(self.vectors_path, vectors.dimension)
+            if vectors.generation > generation:
+                matrix, ids = self.store.vectors()
+                vectors = VectorIndex(vectors.dimension, generation=generation)
+                vectors.add(ids, matrix)
+                return vectors
         removed, added, matrix = self.store.vector_changes(vectors.generation)
         vectors.remove(removed + added)
         if added:

@@ -83,13 +83,14 @@ class Store:
             self._ensure_enrichment_tables()
             self._ensure_section_columns()
             self._ensure_generations()
+            self._ensure_complete_column()
             return
         with self.conn:
             self.db["meta"].create({"key": str, "value": str}, pk="key")
             self.db["documents"].create(
                 {"id": int, "path": str, "source": str, "title": str, "hash": str, "mtime": float,
-                 "metadata": str, "pages": str, "text": str, "indexed_at": float},
-                pk="id", not_null={"path", "text"},
+                 "metadata": str, "pages": str, "text": str, "indexed_at": float, "complete": int},
+                pk="id", not_null={"path", "text"}, defaults={"complete": 1},
             )
             self.db["documents"].create_index(["path"], unique=True)
             self.db["documents"].create_index(["source"])
@@ -122,6 +123,12 @@ class Store:
                 self.db["removed_passages"].create({"passage_id": int, "generation": int}, pk="passage_id")
                 self.db["removed_passages"].create_index(["generation"])
 
+    def _ensure_complete_column(self) -> None:
+        """Indexes made before runs committed within a file: every document they hold is complete."""
+        if "complete" not in self.db["documents"].columns_dict:
+            with self.conn:
+                self.conn.execute("ALTER TABLE documents ADD COLUMN complete INTEGER NOT NULL DEFAULT 1")
+
     def _ensure_enrichment_tables(self) -> None:
         """Entities, per-passage labels (sentiment, classifiers) and which passages each task has seen."""
         if "entities" in self.db.table_names():
@@ -145,25 +152,6 @@ class Store:
                 "SELECT document_id, task, label, count(*) AS passages, avg(score) AS mean_score"
                 " FROM labels GROUP BY document_id, task, label",
             )
-
-    # --- locks -------------------------------------------------------------------------------
-
-    @contextmanager
-    def write_lock_if_free(self):
-        """Yield True while holding the write lock, or False at once when another process holds it."""
-        self.conn.execute("PRAGMA busy_timeout=0")
-        try:
-            self.conn.execute("BEGIN IMMEDIATE")
-            locked = True
-        except sqlite3.OperationalError:
-            locked = False
-        finally:
-            self.conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        try:
-            yield locked
-        finally:
-            if locked:
-                self.conn.rollback()
 
     @contextmanager
     def reading(self):
@@ -205,9 +193,18 @@ class Store:
     def meta(self) -> dict[str, str]:
         return {row["key"]: row["value"] for row in self.db["meta"].rows}
 
-    def documents_by_key(self, column: str) -> dict[str, tuple[int, str]]:
-        """``{path or source: (document id, hash)}`` for every document."""
-        return {row[0]: (row[1], row[2]) for row in self.conn.execute(f"SELECT {column}, id, hash FROM documents")}
+    def documents_by_key(self, column: str) -> dict[str, tuple[int, str, bool]]:
+        """``{path or source: (a document id, hash, complete)}``: complete when every document of
+        that path or source has all its passages (a run interrupted within a file leaves it not)."""
+        return {row[0]: (row[1], row[2], bool(row[3])) for row in self.conn.execute(
+            f"SELECT {column}, min(id), hash, min(complete) FROM documents GROUP BY {column}")}
+
+    def stored_progress(self, column: str, key: str) -> dict[str, tuple[int, int, int]]:
+        """``{document path: (id, passages stored, end offset of the last)}`` for the documents of
+        one path or source, to resume what an interrupted run began."""
+        return {row[0]: (row[1], row[2], row[3] or 0) for row in self.conn.execute(
+            "SELECT d.path, d.id, count(p.id), max(p.end_char) FROM documents d"
+            f" LEFT JOIN passages p ON p.document_id = d.id WHERE d.{column} = ? GROUP BY d.id", (key,))}
 
     def documents_of_sources(self, sources: Iterable[str]) -> list[int]:
         out: list[int] = []
@@ -291,6 +288,7 @@ class Store:
     def counts(self) -> dict[str, int]:
         return {
             "documents": self.db["documents"].count,
+            "incomplete": self.conn.execute("SELECT count(*) FROM documents WHERE complete = 0").fetchone()[0],
             "passages": self.db["passages"].count,
             "files": self.conn.execute("SELECT count(DISTINCT source) FROM documents WHERE source != ''").fetchone()[0],
         }

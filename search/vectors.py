@@ -114,20 +114,37 @@ class VectorIndex:
             index = faiss.downcast_index(index)
         return cls(dimension, index, generation)
 
-    @classmethod
-    def recover(cls, path: Path, dimension: int, committed: int) -> bool:
-        """Promote or delete a pending file left behind by an interrupted save.
+    @staticmethod
+    def file_generation(path: Path) -> int | None:
+        """The generation a vector file's header names (0 for files of earlier versions), or None
+        when the header is unreadable or promises more bytes than the file has."""
+        try:
+            with open(path, "rb") as f:
+                head = f.read(HEADER.size)
+                size = os.fstat(f.fileno()).st_size
+        except OSError:
+            return None
+        if head[: len(MAGIC)] != MAGIC:
+            return 0 if size else None
+        if len(head) < HEADER.size:
+            return None
+        _, generation, payload, _ = HEADER.unpack(head)
+        return generation if size == HEADER.size + payload else None
 
-        The pending file holds a committed state when its generation is at most ``committed``
-        (the store's); then it becomes the live file and True is returned.
+    @classmethod
+    def recover(cls, path: Path, committed: int) -> bool:
+        """Promote or delete a pending file left behind by an interrupted save (the caller holds the
+        writer lock, so no save is in progress).
+
+        The pending file holds a committed state when its generation is at most ``committed`` (the
+        store's): it was written whole and synced before that commit. Then it becomes the live
+        file and True is returned. Only the header is read: the size of the file does not matter.
         """
         pending = cls.pending_path(path)
         if not pending.exists():
             return False
-        try:
-            ok = 0 < cls.load(pending, dimension).generation <= committed
-        except IndexCorrupt:
-            ok = False
+        generation = cls.file_generation(pending)
+        ok = generation is not None and 0 < generation <= committed
         if ok:
             os.replace(pending, path)
         else:

@@ -11,6 +11,7 @@ commit costs in proportion to the change, not to the index. That rewrite is two-
 
 from __future__ import annotations
 
+import collections
 import errno
 import functools
 import hashlib
@@ -25,13 +26,13 @@ from typing import TYPE_CHECKING, Iterable, Mapping, Sequence
 
 import numpy as np
 from filelock import FileLock, Timeout
-from tqdm.auto import tqdm
 
 from .enrich import Enricher, parse_enrichers
 from .errors import IndexWriteError, SearchError, UnreadableFile
 from .ingest import BadRow, Document, RowOptions, file_hash, find_files, first_line_title, load_file
 from .markup import PATH_SEPARATOR
 from .passages import Passage, split_passages
+from .progress import progress_bar
 from .store import StoredPassage, chunks, marks
 from .vectors import VectorIndex
 
@@ -51,6 +52,7 @@ class IndexReport:
     passages: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)  # files in the folders of no supported type (.svg, .js...)
+    resumed: int = 0  # files an interrupted run began, finished now
     bad_rows: list[BadRow] = field(default_factory=list)  # rows of .jsonl/.csv files left out; their files' other rows are in
     seconds: float = 0.0
 
@@ -94,10 +96,6 @@ def _reason(exc: BaseException) -> str:
     return str(exc)
 
 
-#: A document and its passages, ready to encode and store.
-Split = tuple[Document, list[Passage]]
-
-
 class IndexWriter:
     """Adds, replaces, deletes, enriches and repairs the documents of one ``Index``."""
 
@@ -109,6 +107,9 @@ class IndexWriter:
     #: were added or removed since it was (until then readers apply those changes from SQLite).
     compact_min = 2000
     compact_fraction = 0.1
+    #: Seconds a run waits for the writer lock before saying another process writes (a reader
+    #: opening the index holds it for a moment to tidy up after a killed run).
+    lock_grace = 2.0
 
     def __init__(self, index: "Index"):
         self.index = index
@@ -122,7 +123,7 @@ class IndexWriter:
         """Hold the writer lock: one run at a time, from reading what is indexed to its last commit
         (SQLite's own lock covers one transaction; a run commits many)."""
         try:
-            self._lock.acquire(timeout=0)
+            self._lock.acquire(timeout=self.lock_grace)
         except Timeout:
             if not self.wait:
                 raise SearchError(f"Another process is writing to the index at {self.index.path}:"
@@ -130,7 +131,20 @@ class IndexWriter:
             self.on_wait()
             self._lock.acquire()
         try:
+            VectorIndex.recover(self.index.vectors_path, self.index.store.generation())
             yield
+        finally:
+            self._lock.release()
+
+    def recover_if_idle(self) -> None:
+        """Finish or undo a vector save left by a killed run, unless a run is in progress (then the
+        pending file is its own) or the folder is read-only."""
+        try:
+            self._lock.acquire(timeout=0)
+        except (Timeout, OSError):
+            return
+        try:
+            VectorIndex.recover(self.index.vectors_path, self.index.store.generation())
         finally:
             self._lock.release()
 
@@ -192,21 +206,23 @@ class IndexWriter:
             self.set_enrichers(enrich)
         report = IndexReport()
         ignored: list[Path] = []
-        files = list(find_files(paths, include, exclude, ignored))
+        files = list(find_files(paths, include, exclude, ignored, report.skipped))
         report.ignored = [str(p) for p in ignored]
         report.files = len(files)
         store = self.index.store
         known = store.documents_by_key("source")
-        split: list[Split] = []
+        pending: list[Pending] = []
         replaced_sources: list[str] = []
-        for path in tqdm(files, desc="Reading", unit="file", disable=not progress):
+        redo: list[int] = []  # begun documents to do again
+        for path in progress_bar(files, desc="Reading", unit="file", enabled=progress):
             source = str(path)
             try:
                 data = path.read_bytes()
             except OSError as exc:
                 report.skipped.append((source, f"cannot read: {exc.strerror or exc}"))
                 continue
-            if source in known and known[source][1] == file_hash(data):
+            same = source in known and known[source][1] == file_hash(data)
+            if same and known[source][2]:
                 report.unchanged += 1
                 continue
             try:
@@ -214,19 +230,23 @@ class IndexWriter:
             except UnreadableFile as exc:
                 report.skipped.append((source, str(exc)))
                 continue
+            if same:  # an interrupted run began this file: go on where it stopped
+                report.resumed += 1
+                pending += self._resume(loaded, store.stored_progress("source", source), redo)
+                continue
             if source in known:
                 replaced_sources.append(source)
                 report.updated += 1
             else:
                 report.added += 1
-            split.extend((doc, self._passages_of(doc)) for doc in loaded)
-        stale = set(store.documents_of_sources(replaced_sources))
+            pending += [Pending(doc, self._passages_of(doc)) for doc in loaded]
+        stale = set(store.documents_of_sources(replaced_sources)) | set(redo)
         if prune:
             gone = [s for s in store.file_sources() if not Path(s).exists()]
             pruned = store.documents_of_sources(gone)
             report.removed = len(pruned)
             stale |= set(pruned)
-        report.passages = self._write(split, sorted(stale), progress)
+        report.passages = self._write(pending, sorted(stale), progress)
         report.seconds = time.perf_counter() - started
         return report
 
@@ -236,13 +256,22 @@ class IndexWriter:
         started = time.perf_counter()
         report = IndexReport(files=0)
         known = self.index.store.documents_by_key("path")
-        split, stale, batch = [], [], {}  # batch: key -> its place in split, for keys repeated in this call
+        pending: list[Pending] = []
+        stale, batch = [], {}  # batch: key -> its place in pending, for keys repeated in this call
         for i, text in enumerate(texts):
             digest = hashlib.sha256(text.encode()).hexdigest()
             key = str(ids[i]) if ids is not None else f"text:{digest[:16]}"
-            previous = split[batch[key]][0].hash if key in batch else known.get(key, (None, None))[1]
-            if previous == digest:
+            previous, complete = (pending[batch[key]].doc.hash, True) if key in batch else known.get(key, (None, None, True))[1:]
+            meta = dict(metadata[i]) if metadata is not None else {}
+            doc = Document(path=key, text=text, title=str(meta.get("title") or first_line_title(text, key)),
+                           metadata=meta, hash=digest)
+            if previous == digest and complete:
                 report.unchanged += 1  # also when the same text comes twice in this call
+                continue
+            if previous == digest:  # an interrupted run began it
+                report.resumed += 1
+                batch[key] = len(pending)
+                pending += self._resume([doc], self.index.store.stored_progress("path", key), stale)
                 continue
             if key in batch or key in known:
                 report.updated += 1
@@ -250,16 +279,13 @@ class IndexWriter:
                     stale.append(known[key][0])
             else:
                 report.added += 1
-            meta = dict(metadata[i]) if metadata is not None else {}
-            doc = Document(path=key, text=text, title=str(meta.get("title") or first_line_title(text, key)),
-                           metadata=meta, hash=digest)
-            entry = (doc, self._passages_of(doc))
+            entry = Pending(doc, self._passages_of(doc))
             if key in batch:
-                split[batch[key]] = entry  # the later text of an id wins, as in a later call
+                pending[batch[key]] = entry  # the later text of an id wins, as in a later call
             else:
-                batch[key] = len(split)
-                split.append(entry)
-        report.passages = self._write(split, stale, progress)
+                batch[key] = len(pending)
+                pending.append(entry)
+        report.passages = self._write(pending, stale, progress)
         report.seconds = time.perf_counter() - started
         return report
 
@@ -269,7 +295,7 @@ class IndexWriter:
         for target in targets:
             doc_ids |= set(self.index.store.find_documents(target))
             doc_ids |= set(self.index.store.find_documents(str(Path(target).expanduser().resolve())))
-        self._write([], sorted(doc_ids), progress=False)
+        self._write([], sorted(doc_ids), show_progress=False)
         return len(doc_ids)
 
     def _passages_of(self, doc: Document) -> list[Passage]:
@@ -288,52 +314,88 @@ class IndexWriter:
                 out.append(Passage(p.text, p.start + part.start, p.end + part.start, part.page, section, part.code))
         return out
 
-    def _write(self, split: list[Split], stale_doc_ids: list[int], progress: bool) -> int:
-        """Replace ``stale_doc_ids`` by the split documents in one or more checkpointed transactions."""
-        if not split and not stale_doc_ids:
+    def _resume(self, docs: list[Document], stored: dict[str, tuple[int, int, int]], stale: list[int]) -> list[Pending]:
+        """The documents of a file (or a text) that an interrupted run began, each to go on after the
+        passages it has. Splitting is deterministic, so those are the first of its passages; a
+        document whose stored passages do not end where they should is done again (its id goes to
+        ``stale``)."""
+        out = []
+        for doc in docs:
+            item = Pending(doc, self._passages_of(doc))
+            doc_id, count, last_end = stored.get(doc.path, (None, 0, 0))
+            if doc_id is not None and count <= len(item.passages) and (count == 0 or item.passages[count - 1].end == last_end):
+                item.doc_id, item.done = doc_id, count
+            elif doc_id is not None:
+                stale.append(doc_id)
+            out.append(item)
+        return out
+
+    def _write(self, pending: list[Pending], stale_doc_ids: list[int], show_progress: bool) -> int:
+        """Replace ``stale_doc_ids`` by the pending documents, committing every ``checkpoint_seconds``.
+
+        A checkpoint may fall anywhere, even within a document: documents are stored incomplete and
+        marked complete when the last of their file's (or text's) passages is in, so that the next run
+        knows to go on with them. Returns the number of passages encoded.
+        """
+        if not pending and not stale_doc_ids:
             return 0
         self.begin()
         self.index.vectors.remove(self.delete_documents(stale_doc_ids))
-        total = sum(len(p) for _, p in split)
+        total = sum(len(item.passages) - item.done for item in pending)
+        unfinished = collections.Counter(item.unit for item in pending)  # documents of each file still to finish
+        finished: dict[str, list[int]] = collections.defaultdict(list)
         last_checkpoint = time.monotonic()
-        with tqdm(total=total, desc="Encoding", unit="passage", disable=not progress or not total) as bar:
-            for batch, complete in _batches(split, self.batch_passages):
-                texts = [encoding_text(doc.title, p.section, p.text) for doc, passages in batch for p in passages]
+        with progress_bar(total=total, desc="Encoding", unit="passage", enabled=show_progress and total > 0) as bar:
+            for batch in _slices(pending, self.batch_passages):
+                texts = [encoding_text(item.doc.title, p.section, p.text) for item, lo, hi in batch
+                         for p in item.passages[lo:hi]]
                 vectors = self.index.encoder.encode(texts, on_batch=bar.update) if texts else \
                     np.zeros((0, self.index.vectors.dimension))  # the bar moves with every batch of 32
                 at, added = 0, []
-                for doc, passages in batch:
-                    doc_id, ids = self.add_document(doc, passages, vectors[at : at + len(passages)])
-                    self.index.vectors.add(ids, vectors[at : at + len(passages)])
-                    at += len(passages)
-                    added += [StoredPassage(pid, doc_id, p.start, p.text) for pid, p in zip(ids, passages)]
+                for item, lo, hi in batch:
+                    if item.doc_id is None:
+                        item.doc_id = self.add_document(item.doc)
+                    ids = self.add_passages(item.doc_id, item.passages[lo:hi], lo, vectors[at : at + hi - lo])
+                    self.index.vectors.add(ids, vectors[at : at + hi - lo])
+                    added += [StoredPassage(pid, item.doc_id, p.start, p.text) for pid, p in zip(ids, item.passages[lo:hi])]
+                    at += hi - lo
+                    if hi == len(item.passages):
+                        finished[item.unit].append(item.doc_id)
+                        unfinished[item.unit] -= 1
+                        if not unfinished[item.unit]:
+                            self.mark_complete(finished.pop(item.unit))
                 self._enrich_passages(added, self.index.enrichers)
-                if complete and time.monotonic() - last_checkpoint > self.checkpoint_seconds:
+                if time.monotonic() - last_checkpoint > self.checkpoint_seconds:
                     self.commit()
                     self.begin()
                     last_checkpoint = time.monotonic()
         self.commit()
         return total
 
-    def add_document(self, doc: Document, passages: list[Passage], vectors: np.ndarray) -> tuple[int, list[int]]:
-        """Insert a document and its passages; return the new document id and passage ids."""
-        cur = self.conn.execute(
-            "INSERT INTO documents (path, source, title, hash, mtime, metadata, pages, text, indexed_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    def add_document(self, doc: Document) -> int:
+        """Insert a document, not yet complete; return its id."""
+        return self.conn.execute(
+            "INSERT INTO documents (path, source, title, hash, mtime, metadata, pages, text, indexed_at, complete)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0)",
             (doc.path, doc.source, doc.title, doc.hash, doc.mtime, json.dumps(doc.metadata),
              json.dumps(doc.pages), doc.text, time.time()),
-        )
-        doc_id = cur.lastrowid
+        ).lastrowid
+
+    def add_passages(self, doc_id: int, passages: list[Passage], first: int, vectors: np.ndarray) -> list[int]:
+        """Insert passages of a document, numbered from ``first``; return their ids."""
         ids = []
-        for order, (p, vec) in enumerate(zip(passages, vectors)):
-            cur = self.conn.execute(
+        for order, (p, vec) in enumerate(zip(passages, vectors), first):
+            ids.append(self.conn.execute(
                 "INSERT INTO passages (document_id, ord, start_char, end_char, page, section, code, text, vector,"
                 " generation) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (doc_id, order, p.start, p.end, p.page, p.section, int(p.code), p.text,
                  np.asarray(vec, np.float32).tobytes(), self.generation),
-            )
-            ids.append(cur.lastrowid)
-        return doc_id, ids
+            ).lastrowid)
+        return ids
+
+    def mark_complete(self, doc_ids: list[int]) -> None:
+        for chunk in chunks(doc_ids):
+            self.conn.execute(f"UPDATE documents SET complete = 1 WHERE id IN ({marks(chunk)})", chunk)
 
     def delete_documents(self, doc_ids: list[int]) -> list[int]:
         """Delete documents, their passages and enrichment; return the deleted passage ids."""
@@ -386,8 +448,8 @@ class IndexWriter:
         self.begin()
         for enricher in self.index.enrichers:
             todo = self.index.store.passages_to_enrich(enricher.task)
-            for b in tqdm(range(0, len(todo), self.batch_passages), desc=f"Enriching ({enricher.task})",
-                          disable=not progress or not todo):
+            for b in progress_bar(range(0, len(todo), self.batch_passages), desc=f"Enriching ({enricher.task})",
+                                  unit="batch", enabled=progress and bool(todo)):
                 self._enrich_passages(todo[b : b + self.batch_passages], [enricher])
                 done += len(todo[b : b + self.batch_passages])
         self.conn.commit()
@@ -456,19 +518,37 @@ def encoding_text(title: str, section: str | None, text: str) -> str:
     return f"{context}\n{text}" if context else text
 
 
-def _batches(split: list[Split], size: int):
-    """Group whole documents into batches of about ``size`` passages.
+@dataclass
+class Pending:
+    """A document to store: its passages, and how far an earlier, interrupted run got."""
 
-    Yields ``(batch, complete)``: ``complete`` is True when the batch ends with the last document of
-    its file, the only places where a checkpoint may commit (a file is indexed all or nothing, so
-    that its content hash can say it is done).
-    """
+    doc: Document
+    passages: list[Passage]
+    doc_id: int | None = None  # once stored
+    done: int = 0  # passages already stored
+
+    @property
+    def unit(self) -> str:
+        """What is complete or not as a whole: the document's file (all its rows), or the text."""
+        return self.doc.source or self.doc.path
+
+
+def _slices(pending: list[Pending], size: int):
+    """Batches of ``(item, lo, hi)``, about ``size`` passages each, cutting long documents in parts:
+    the passages ``lo:hi`` of each item still to store (an item with none left comes once, empty,
+    so that it is stored and counted finished)."""
     batch, count = [], 0
-    for i, (doc, passages) in enumerate(split):
-        batch.append((doc, passages))
-        count += len(passages)
-        if count >= size or i == len(split) - 1:
-            following = split[i + 1][0] if i + 1 < len(split) else None
-            complete = following is None or not doc.source or following.source != doc.source
-            yield batch, complete
-            batch, count = [], 0
+    for item in pending:
+        lo = item.done
+        while True:
+            hi = min(len(item.passages), lo + size - count)
+            batch.append((item, lo, hi))
+            count += hi - lo
+            if count >= size:
+                yield batch
+                batch, count = [], 0
+            lo = hi
+            if lo >= len(item.passages):
+                break
+    if batch:
+        yield batch

@@ -91,11 +91,12 @@ WRITER = textwrap.dedent("""
     def notes(version):
         for i in range(300):
             (folder / f"note{i:03d}.txt").write_text(f"Note {i} version {version}. The cat number {i} sat on mat {i % 7}.")
-    notes(1); index.add_paths([folder])                 # adds
-    notes(2); index.add_paths([folder])                 # updates
-    for i in range(0, 300, 2):
-        (folder / f"note{i:03d}.txt").unlink()
-    index.add_paths([folder], prune=True)               # deletes
+    for round in range(3):
+        notes(2 * round); index.add_paths([folder])          # adds (or brings back)
+        notes(2 * round + 1); index.add_paths([folder])      # updates
+        for i in range(0, 300, 2):
+            (folder / f"note{i:03d}.txt").unlink()
+        index.add_paths([folder], prune=True)                # deletes
     print("finished", flush=True)
 """)
 

@@ -26,12 +26,17 @@ CHILD = textwrap.dedent("""
 """)
 
 
-def _committed_documents(db):
+def _committed_paths(db) -> set[str]:
+    """The documents another process has committed so far (none while there is no database)."""
     try:
         with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1) as conn:
-            return conn.execute("SELECT count(*) FROM documents").fetchone()[0]
+            return {r[0] for r in conn.execute("SELECT path FROM documents")}
     except sqlite3.Error:
-        return 0
+        return set()
+
+
+def _committed_documents(db):
+    return len(_committed_paths(db))
 
 
 def test_sigkill_mid_run_leaves_a_consistent_index(tmp_path, tiny_model):
@@ -60,13 +65,12 @@ def test_sigkill_mid_run_leaves_a_consistent_index(tmp_path, tiny_model):
 
 RUN = textwrap.dedent("""
     import sys
-    from search import Index
-    index = Index.open_or_create(sys.argv[1], model=sys.argv[2])
-    index.writer.checkpoint_seconds = 0.0   # commit after every batch: many commits, renames and FAISS writes
-    index.writer.batch_passages = 16
-    index.writer.compact_min = int(sys.argv[4])  # 0: the vector file is rewritten at every commit
-    index.add_paths([sys.argv[3]])
-    print("finished", flush=True)
+    from search.cli import cli
+    from search.writer import IndexWriter
+    IndexWriter.checkpoint_seconds = 0.0   # commit after every batch: many commits, renames and FAISS writes
+    IndexWriter.batch_passages = 16
+    IndexWriter.compact_min = int(sys.argv[4])  # 0: the vector file is rewritten at every commit
+    cli(["index", sys.argv[3], "--index", sys.argv[1], "--model", sys.argv[2]])  # `search index`, in this process
 """)
 FILES, TRIALS = 300, 32
 
@@ -97,6 +101,7 @@ def test_sigkill_at_random_moments_never_leaves_an_index_that_does_not_open(tmp_
         path = tmp_path / f"ix{trial}"
         child = _run(path, tiny_model, folder, compact_min=0 if trial % 2 else 2000)  # file rewrites, or changes in SQLite
         time.sleep(rng.uniform(max(0.0, created - 0.1), whole))  # from index creation to the last commit
+        committed = _committed_paths(path / "index.db")  # just before the kill
         child.send_signal(signal.SIGKILL)
         child.wait()
         try:
@@ -104,15 +109,17 @@ def test_sigkill_at_random_moments_never_leaves_an_index_that_does_not_open(tmp_
                 with Index.open(path) as index:  # no --repair
                     stats = index.stats()
                     assert stats["vectors"] == stats["passages"] == stats["documents"] <= FILES
-                    for row in index.store.db.query("SELECT path FROM documents ORDER BY random() LIMIT 3"):
-                        number = int(row["path"].rsplit("note", 1)[1][:3])
-                        assert index.search(f"note {number}", k=1, mode="lexical")[0].path == row["path"]
+                    kept = {r[0] for r in index.store.conn.execute("SELECT path FROM documents")}
+                    assert committed <= kept, f"{len(committed - kept)} committed documents lost"
+                    for doc in rng.sample(sorted(kept), min(3, len(kept))):
+                        number = int(doc.rsplit("note", 1)[1][:3])
+                        assert index.search(f"note {number}", k=1, mode="lexical")[0].path == doc
                     opened += 1
             with Index.open_or_create(path, model=tiny_model) as index:  # the next run completes the work
                 index.add_paths([folder])
                 assert index.stats()["documents"] == FILES
         except Exception as exc:  # count every failure, then report them all
             failures.append(f"trial {trial}: {exc!r}")
-    print(f"{TRIALS} kills, {opened} left an index, {len(failures)} failures")
+    print(f"{TRIALS} kills of `search index`, {opened} left an index, {len(failures)} failures")
     assert not failures, failures
     assert opened >= TRIALS // 3  # many kills landed while the index was being written (timing varies)

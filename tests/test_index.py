@@ -212,16 +212,41 @@ def test_readers_and_a_second_writer_while_a_write_is_open(index, corpus, tiny_m
     index.writer.rollback()
 
 
-def test_a_file_is_committed_all_or_nothing(index, tmp_path, monkeypatch):
+def test_an_interrupted_file_keeps_its_committed_part_and_the_next_run_finishes_it(index, tmp_path, monkeypatch):
     rows = tmp_path / "rows.jsonl"
     rows.write_text("".join(f'{{"id": "r{i}", "text": "the cat number {i} sat"}}\n' for i in range(20)))
     index.writer.batch_passages, index.writer.checkpoint_seconds = 4, 0.0
     real = interrupt_encoding(index, monkeypatch, at_call=4)
     with pytest.raises(KeyboardInterrupt):
         index.add_paths([rows])
-    assert index.stats()["documents"] == 0  # no half file whose hash would mark it done
+    stats = index.stats()
+    assert stats["documents"] == stats["incomplete"] == 12 and _consistent(index)  # 3 batches of 4 committed
+    assert len(index.search("cat number 5", k=20, mode="lexical")) == 12  # searchable meanwhile
+    encoded = []
+    monkeypatch.setattr(index.encoder, "encode", lambda texts, **kw: encoded.extend(texts) or real(texts, **kw))
+    report = index.add_paths([rows])
+    assert report.resumed == 1 and report.passages == len(encoded) == 8  # only what was missing
+    stats = index.stats()
+    assert stats["documents"] == 20 and stats["incomplete"] == 0 and _consistent(index)
+    assert index.add_paths([rows]).unchanged == 1
+
+
+def test_an_interrupted_long_document_is_finished_where_it_stopped(index, tmp_path, monkeypatch):
+    long = tmp_path / "long.txt"
+    long.write_text(" ".join(f"Sentence number {i} tells of the cat." for i in range(400)))
+    index.writer.batch_passages, index.writer.checkpoint_seconds = 8, 0.0
+    real = interrupt_encoding(index, monkeypatch, at_call=3)
+    with pytest.raises(KeyboardInterrupt):
+        index.add_paths([long])
+    assert index.stats()["passages"] == 16 and index.stats()["incomplete"] == 1  # two batches of 8 passages kept
     monkeypatch.setattr(index.encoder, "encode", real)
-    assert index.add_paths([rows]).added == 1 and index.stats()["documents"] == 20
+    report = index.add_paths([long])
+    assert report.resumed == 1 and index.stats()["incomplete"] == 0 and _consistent(index)
+    with Index.create(tmp_path / "whole", model=index.meta["model"]) as whole:  # the same as one run
+        whole.add_paths([long])
+        assert whole.stats()["passages"] == index.stats()["passages"] == report.passages + 16
+        spans = "SELECT ord, start_char, end_char, text FROM passages ORDER BY ord"
+        assert list(whole.store.conn.execute(spans)) == list(index.store.conn.execute(spans))
 
 
 def test_enrichment_is_stored_filterable_and_deleted_with_its_document(index, corpus, tiny_ner, tiny_sentiment):

@@ -6,7 +6,6 @@ import functools
 import json
 import os
 import sqlite3
-import sys
 from pathlib import Path
 
 import click
@@ -79,7 +78,8 @@ def echo_table(rows: list[dict], columns: list[tuple[str, str, int, str]]) -> No
 
 
 def show_progress(as_json: bool) -> bool:
-    return not as_json and sys.stderr.isatty()
+    """Progress on stderr: a bar on a terminal, a line every few seconds elsewhere (not with --json)."""
+    return not as_json
 
 
 def display_path(path: str) -> str:

@@ -76,9 +76,10 @@ def index(paths, index_path, model, encoder, include, exclude, text_field, id_fi
                 rows=RowOptions(text_field=text_field, id_field=id_field, title_field=title_field),
             )
         except KeyboardInterrupt:
-            kept = idx.stats()["documents"]
-            click.secho(f"\nInterrupted. The index keeps its last committed state ({kept} documents);"
-                        " run the same command again to continue.", fg="yellow", err=True)
+            kept = idx.stats()
+            partly = f", {kept['incomplete']} of them partly" if kept["incomplete"] else ""
+            click.secho(f"\nInterrupted. The index keeps what was committed ({kept['documents']} documents{partly});"
+                        " run the same command again to continue where it stopped.", fg="yellow", err=True)
             sys.exit(130)
         stats = idx.stats()
     if as_json:
@@ -97,7 +98,8 @@ def index(paths, index_path, model, encoder, include, exclude, text_field, id_fi
         click.secho("No supported files found (.txt .md .rst .html .pdf .jsonl .csv .tsv).", fg="yellow", err=True)
     click.echo(
         f"{report.files} files: {report.added} added, {report.updated} updated, {report.unchanged} unchanged, "
-        f"{len(report.skipped)} skipped, {report.removed} removed"
+        + (f"{report.resumed} finished (begun by an interrupted run), " if report.resumed else "")
+        + f"{len(report.skipped)} skipped, {report.removed} removed"
         + (f", {len(report.ignored)} other files ignored (--verbose lists them)" if report.ignored else "")
         + (f", {len(report.bad_rows)} bad rows left out" if report.bad_rows else "")
         + f"; {report.passages} passages encoded "
@@ -140,7 +142,10 @@ def stats(index_path, as_json):
         return
     created = datetime.datetime.fromtimestamp(data["created"]).isoformat(timespec="seconds")
     for label, value in [
-        ("Index", data["path"]), ("Documents", data["documents"]), ("Files", data["files"]),
+        ("Index", data["path"]),
+        ("Documents", f"{data['documents']}" + (f" ({data['incomplete']} partly indexed: run `search index` on"
+                                                 " them again to finish)" if data["incomplete"] else "")),
+        ("Files", data["files"]),
         ("Passages", data["passages"]), ("Vectors", data["vectors"]),
         ("Model", f"{data['model']} ({data['encoder']}, {data['dimension']} dimensions, {data['max_tokens']} tokens)"),
         ("Size", f"{data['bytes'] / 1e6:.1f} MB"), ("Created", created),
