@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import SearchError
+from .progress import progress_bar
 from .metrics import (accuracy, answer_f1, answered_precision, calibration_error, score_entities, score_predictions,
                       score_run)
 
@@ -271,8 +272,6 @@ def evaluate_qa(data, reader, modes=("reader",), limit: int | None = None, k: in
     below which the reader says "no answer", as in ``Reader.read``; ``ask_options`` go to
     ``answers_from_hits``.
     """
-    from tqdm.auto import tqdm
-
     from .squad import load_squad
 
     all_examples = load_squad(data)
@@ -280,7 +279,7 @@ def evaluate_qa(data, reader, modes=("reader",), limit: int | None = None, k: in
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for mode in modes:
-            shown = tqdm(examples, desc=f"Answering ({mode})", disable=not progress)
+            shown = progress_bar(examples, desc=f"Answering ({mode})", unit="question", enabled=progress)
             if mode == "reader":
                 best, seconds = _timed(best_answers, reader, shown)
                 scores = reader_scores(examples, best, reader.threshold_for(threshold))

@@ -17,12 +17,12 @@ class LineProgress:
     (and a last one at the end, if any was written): quiet for work that ends sooner."""
 
     def __init__(self, iterable=None, total: int | None = None, desc: str = "", unit: str = "it",
-                 interval: float | None = None, file=None):
+                 interval: float | None = None, file=None, initial: int = 0):
         self.iterable, self.desc, self.unit = iterable, desc, unit
         self.interval = LINE_SECONDS if interval is None else interval
         self.total = total if total is not None else (len(iterable) if hasattr(iterable, "__len__") else None)
         self.file = file or sys.stderr
-        self.n = 0
+        self.n = self.initial = initial  # work done before (a resumed run)
         self.started = self.last = time.monotonic()
         self.written = False
 
@@ -39,7 +39,7 @@ class LineProgress:
     def _write(self) -> None:
         self.last = time.monotonic()
         elapsed = self.last - self.started
-        rate = self.n / elapsed if elapsed > 0 else 0.0
+        rate = (self.n - self.initial) / elapsed if elapsed > 0 else 0.0
         done = f"{self.n}/{self.total}" if self.total else str(self.n)
         share = f" ({100 * self.n / self.total:.0f}%)" if self.total else ""
         left = f", {(self.total - self.n) / rate / 60:.1f} min left" if self.total and rate > 0 and self.n < self.total else ""
@@ -61,10 +61,11 @@ class LineProgress:
         self.close()
 
 
-def progress_bar(iterable=None, *, total: int | None = None, desc: str = "", unit: str = "it", enabled: bool = True):
+def progress_bar(iterable=None, *, total: int | None = None, desc: str = "", unit: str = "it", enabled: bool = True,
+                 initial: int = 0):
     """A progress bar on a terminal, progress lines elsewhere, or nothing when not ``enabled``."""
     if not enabled:
         return tqdm(iterable, total=total, disable=True)
     if sys.stderr.isatty():
-        return tqdm(iterable, total=total, desc=desc, unit=unit)
-    return LineProgress(iterable, total, desc, unit)
+        return tqdm(iterable, total=total, desc=desc, unit=unit, initial=initial)
+    return LineProgress(iterable, total, desc, unit, initial=initial)

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Callable
 from .finetuned import export_finetuned, load_finetuned
 from .models import DEFAULT_MODEL, quiet_transformers, resolve_model
 from .precision import native_bfloat16
+from .progress import progress_bar
 from .squad import QAExample, load_squad, split_articles, unanswerable_examples
 
 if TYPE_CHECKING:
@@ -115,7 +116,6 @@ def fit(model, tokenizer, features: list[dict], collate: Callable, loss_of: Call
     (without ``evaluate``, the latest).
     """
     import torch
-    from tqdm.auto import tqdm
     from transformers import get_linear_schedule_with_warmup
 
     output.mkdir(parents=True, exist_ok=True)
@@ -181,7 +181,7 @@ def fit(model, tokenizer, features: list[dict], collate: Callable, loss_of: Call
     bf16 = native_bfloat16() if recipe.bf16 is None else recipe.bf16
     started = last_save = time.monotonic()
     model.train()
-    bar = tqdm(total=total_steps, initial=state["step"], desc="Training", unit="step", disable=not progress)
+    bar = progress_bar(total=total_steps, initial=state["step"], desc="Training", unit="step", enabled=progress)
     while state["step"] < total_steps:
         epoch, position = divmod(state["step"], steps_per_epoch)
         for indices in bucketed_batches(lengths, recipe.batch_size, recipe.seed + epoch)[position:]:
@@ -447,7 +447,6 @@ def calibrate_reader(reader_folder: str | Path, data: str | Path, held_out_artic
     write them to the folder's calibration.json."""
     import math
 
-    from tqdm.auto import tqdm
 
     from .metrics import answer_f1
     from .reader import CALIBRATION, Calibration, Reader, _rank
@@ -458,7 +457,7 @@ def calibrate_reader(reader_folder: str | Path, data: str | Path, held_out_artic
     examples = held_out + unanswerable_examples(held_out, rate=1.0, seed=seed)
     reader = Reader(str(reader_folder), precision="float32")
     margins, shares, f1s = [], [], []
-    for ex in tqdm(examples, desc="Calibrating", unit="question", disable=not progress):
+    for ex in progress_bar(examples, desc="Calibrating", unit="question", enabled=progress):
         candidates, margin = reader.spans(ex.question, [ex.context])
         top = _rank(candidates, [ex.context], 1)
         margins.append(margin if math.isfinite(margin) else -50.0)

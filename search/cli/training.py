@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
@@ -56,7 +55,7 @@ def _run(train, data, output, dev, base_model, epochs, batch_size, learning_rate
                     warmup=warmup, freeze_word_embeddings=not train_embeddings, max_length=max_length,
                     stride=task_options.pop("stride", Recipe.stride), seed=seed)
     state = train(data, output, recipe, dev=dev, init=init, checkpoint_minutes=checkpoint_minutes,
-                  max_minutes=max_minutes, progress=sys.stderr.isatty(), log=click.echo, **task_options)
+                  max_minutes=max_minutes, progress=True, log=click.echo, **task_options)
     best = f"best dev {state['metric']} {state['best']:.1f}" if state["best"] >= 0 else "no dev score"
     click.echo(f"Stopped at step {state['step']}; {best}. Model: {output / 'best'}")
 
@@ -127,4 +126,4 @@ def train_calibrate_command(reader_folder, data, held_out_articles):
     """Fit a reader's confidence and its no-answer threshold on held-out questions."""
     from ..training import calibrate_reader
 
-    calibrate_reader(reader_folder, data, held_out_articles, log=click.echo, progress=sys.stderr.isatty())
+    calibrate_reader(reader_folder, data, held_out_articles, log=click.echo, progress=True)
