@@ -32,9 +32,12 @@ class Encoder(Protocol):
     @property
     def dimension(self) -> int: ...
 
-    def encode(self, texts: Sequence[str], batch_size: int = 32, on_batch: Callable[[int], None] | None = None
-               ) -> np.ndarray:
-        """Unit vectors of ``texts``; ``on_batch(n)`` is called after each batch of ``n`` texts."""
+    def encode(self, texts: Sequence[str], batch_size: int = 32, on_batch: Callable[[int], None] | None = None,
+               prompt: str = "passage") -> np.ndarray:
+        """Unit vectors of ``texts``; ``on_batch(n)`` is called after each batch of ``n`` texts.
+
+        ``prompt`` names the texts' role, ``"query"`` or ``"passage"``: models trained with a prefix
+        for each (e5: "query: ", "passage: ") get it; others ignore it."""
         ...
 
 
@@ -65,11 +68,22 @@ class _Base:
         return AutoTokenizer.from_pretrained(self.path)
 
     @cached_property
+    def prompts(self) -> dict[str, str]:
+        """The prefix of each role of text, as sentence-transformers folders declare them."""
+        return dict(_json_or_empty(Path(self.path) / "config_sentence_transformers.json").get("prompts") or {})
+
+    def prompted(self, texts: Sequence[str], prompt: str) -> list[str]:
+        prefix = self.prompts.get(prompt, "")
+        return [prefix + t for t in texts] if prefix else list(texts)
+
+    @cached_property
     def max_tokens(self) -> int:
-        """Tokens per text, special tokens included."""
+        """Tokens per text, special tokens included, less the longest prompt's."""
         limits = [_configured_max_length(self.path), getattr(self.tokenizer, "model_max_length", None)]
         limits = [int(x) for x in limits if x and x < 100_000]
-        return min(limits) if limits else 512
+        prompt = max((len(self.tokenizer(p, add_special_tokens=False)["input_ids"]) for p in self.prompts.values()),
+                     default=0)
+        return (min(limits) if limits else 512) - prompt
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.model_name!r})"
@@ -96,7 +110,7 @@ def _is_mean_pooling_folder(path: str) -> bool:
     modes = {k for k, v in pooling.items() if k.startswith("pooling_mode") and v}
     return (types in (["Transformer", "Pooling"], ["Transformer", "Pooling", "Normalize"])
             and modules[0].get("path") == "" and modes == {"pooling_mode_mean_tokens"}
-            and pooling.get("include_prompt", True) and not settings.get("prompts")
+            and pooling.get("include_prompt", True) and set(settings.get("prompts") or {}) <= {"query", "passage"}
             and not settings.get("default_prompt_name") and set(window) <= {"max_seq_length", "do_lower_case"}
             and not window.get("do_lower_case"))
 
@@ -114,10 +128,11 @@ class MeanPoolingEncoder(_Base):
     def dimension(self) -> int:
         return int(self.model.config.hidden_size)
 
-    def encode(self, texts: Sequence[str], batch_size: int = 32, on_batch: Callable[[int], None] | None = None
-               ) -> np.ndarray:
+    def encode(self, texts: Sequence[str], batch_size: int = 32, on_batch: Callable[[int], None] | None = None,
+               prompt: str = "passage") -> np.ndarray:
         import torch
 
+        texts = self.prompted(texts, prompt)
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # less padding per batch
         for b in range(0, len(order), batch_size):
@@ -166,10 +181,11 @@ class SentenceTransformerEncoder(MeanPoolingEncoder):
         get = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
         return int(get())
 
-    def encode(self, texts: Sequence[str], batch_size: int = 32, on_batch: Callable[[int], None] | None = None
-               ) -> np.ndarray:
+    def encode(self, texts: Sequence[str], batch_size: int = 32, on_batch: Callable[[int], None] | None = None,
+               prompt: str = "passage") -> np.ndarray:
         if self.mean_pooling:
-            return super().encode(texts, batch_size, on_batch)
+            return super().encode(texts, batch_size, on_batch, prompt)
+        texts = self.prompted(texts, prompt)
         step = batch_size * 4  # sentence-transformers sorts by length within each call
         parts = []
         for b in range(0, len(texts), step):

