@@ -132,9 +132,38 @@ def _load_beir(folder: Path) -> Collection:
     return Collection(folder.name, docs, queries, qrels)
 
 
-def load_collection(folder: str | Path) -> Collection:
-    """Load a test collection folder: Cranfield, SMART (*.ALL/*.QRY/*.REL), TREC (npl) or BEIR."""
+def squad_collection(questions: str | Path, documents: str | Path | None = None) -> Collection:
+    """A SQuAD-format file as a retrieval collection: each question's one relevant document is its
+    paragraph. ``documents``, a parallel file (XQuAD's languages: the same articles, paragraphs and
+    question ids in another language), gives the paragraphs instead: cross-lingual retrieval."""
+    def articles(path):
+        try:
+            return json.loads(Path(path).read_text())["data"]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise SearchError(f"{path} is not a SQuAD-format JSON file ({exc})") from exc
+
+    asked, read = articles(questions), articles(documents or questions)
+    shape = lambda data: [len(a["paragraphs"]) for a in data]  # noqa: E731
+    if shape(asked) != shape(read):
+        raise SearchError(f"{documents} is not parallel to {questions}: their articles and paragraphs differ.")
+    docs, queries, qrels = {}, {}, {}
+    for a, (q_article, d_article) in enumerate(zip(asked, read)):
+        for p, (q_paragraph, d_paragraph) in enumerate(zip(q_article["paragraphs"], d_article["paragraphs"])):
+            docs[f"{a}-{p}"] = d_paragraph["context"]
+            for qa in q_paragraph["qas"]:
+                queries[qa["id"]], qrels[qa["id"]] = qa["question"], {f"{a}-{p}": 1}
+    name = Path(questions).stem + (f">{Path(documents).stem}" if documents else "")
+    return Collection(name, docs, queries, qrels)
+
+
+def load_collection(folder: str | Path, documents: str | Path | None = None) -> Collection:
+    """Load a test collection folder: Cranfield, SMART (*.ALL/*.QRY/*.REL), TREC (npl) or BEIR; or a
+    SQuAD-format file (``squad_collection``, with ``documents`` from a parallel file)."""
     folder = Path(folder)
+    if folder.is_file() and folder.suffix == ".json":
+        return squad_collection(folder, documents)
+    if documents:
+        raise SearchError("Documents from a parallel file are for SQuAD-format collections (XQuAD) only.")
     if not folder.is_dir():
         raise SearchError(f"No such collection folder: {folder}")
     if (folder / "cran.all.1400").exists():
@@ -179,9 +208,11 @@ def evaluate_retrieval(index, collection: Collection, mode: str = "hybrid", **op
 
 def evaluate_collections(folders, modes=("lexical", "dense", "hybrid"), model: str | None = None,
                          encoder: str = "sentence-transformers", cache: str | Path | None = None,
-                         precision: str = "auto", progress: bool = False) -> list[dict]:
-    """One row of scores per collection folder and mode. Each collection is indexed with ``model``
-    in ``cache`` (reused when it holds all the collection's documents), else in a temporary folder."""
+                         precision: str = "auto", progress: bool = False, documents: str | Path | None = None
+                         ) -> list[dict]:
+    """One row of scores per collection folder (or SQuAD-format file, see ``squad_collection``) and
+    mode. Each collection is indexed with ``model`` in ``cache`` (reused when it holds all the
+    collection's documents), else in a temporary folder."""
     from .index import Index
     from .models import DEFAULT_MODEL
 
@@ -189,7 +220,7 @@ def evaluate_collections(folders, modes=("lexical", "dense", "hybrid"), model: s
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for folder in folders:
-            collection = load_collection(folder)
+            collection = load_collection(folder, documents)
             slug = re.sub(r"\W+", "-", f"{collection.name}-{model}-{encoder}")
             with Index.open_or_create(Path(cache or tmp) / slug, model=model, encoder=encoder, precision=precision) as index:
                 if index.stats()["documents"] != len(collection.documents):

@@ -141,9 +141,10 @@ def score_run(run: dict[str, list[str]], qrels: dict[str, dict[str, int]]) -> di
     """Mean nDCG@10, Recall@100 and MAP (over the ranked lists given, cut at 100) of a run."""
     queries = [q for q in run if qrels.get(q)]
     if not queries:
-        return {"ndcg@10": 0.0, "recall@100": 0.0, "map": 0.0, "queries": 0}
+        return {"ndcg@10": 0.0, "recall@1": 0.0, "recall@5": 0.0, "recall@100": 0.0, "map": 0.0, "queries": 0}
     mean = lambda f: sum(f(run[q][:100], qrels[q]) for q in queries) / len(queries)  # noqa: E731
     return {
-        "ndcg@10": mean(ndcg_at), "recall@100": mean(recall_at), "map": mean(average_precision),
+        "ndcg@10": mean(ndcg_at), "recall@1": mean(lambda r, q: recall_at(r, q, 1)),
+        "recall@5": mean(lambda r, q: recall_at(r, q, 5)), "recall@100": mean(recall_at), "map": mean(average_precision),
         "queries": len(queries),
     }

@@ -96,7 +96,8 @@ def test_eval_retrieval_on_a_beir_folder(run, tmp_path, tiny_model):
     (folder / "queries.jsonl").write_text('{"_id": "q1", "text": "cat mat"}\n{"_id": "q2", "text": "plant water"}\n')
     (folder / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\nq2\td2\t1\n")
     rows = json.loads(run("eval", "retrieval", folder, "--model", tiny_model, "--mode", "lexical", "--json").output)
-    assert rows == [{"collection": "mini", "mode": "lexical", "ndcg@10": 1.0, "recall@100": 1.0, "map": 1.0,
+    assert rows == [{"collection": "mini", "mode": "lexical", "ndcg@10": 1.0, "recall@1": 1.0, "recall@5": 1.0,
+                     "recall@100": 1.0, "map": 1.0,
                      "queries": 2, "ms_per_query": rows[0]["ms_per_query"]}]
     table = run("eval", "retrieval", folder, "--model", tiny_model, "--mode", "lexical").output
     assert "nDCG@10" in table and "1.000" in table

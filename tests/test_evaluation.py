@@ -1,7 +1,9 @@
+import json
 import math
 
 import pytest
 
+from search.errors import SearchError
 from search.evaluation import load_collection, parse_smart
 from search.metrics import average_precision, ndcg_at, recall_at, score_run
 
@@ -36,3 +38,23 @@ def test_unknown_folder_is_a_clear_error(tmp_path):
 
     with pytest.raises(SearchError, match="not a test collection"):
         load_collection(tmp_path)
+
+
+def _squad_file(path, contexts, questions):
+    paragraphs = [{"context": c, "qas": [{"id": f"q{i}", "question": q, "answers": []}]}
+                  for i, (c, q) in enumerate(zip(contexts, questions))]
+    path.write_text(json.dumps({"data": [{"title": "t", "paragraphs": paragraphs}]}))
+    return path
+
+
+def test_a_squad_file_and_a_parallel_one_make_a_cross_lingual_collection(tmp_path):
+    en = _squad_file(tmp_path / "x.en.json", ["The cat sat.", "Water for plants."], ["Where did the cat sit?", "What do plants need?"])
+    ru = _squad_file(tmp_path / "x.ru.json", ["Кошка сидела.", "Вода для растений."], ["Где сидела кошка?", "Что нужно растениям?"])
+    cross = load_collection(en, documents=ru)
+    assert cross.name == "x.en>x.ru" and cross.documents == {"0-0": "Кошка сидела.", "0-1": "Вода для растений."}
+    assert cross.queries == {"q0": "Where did the cat sit?", "q1": "What do plants need?"}
+    assert cross.qrels == {"q0": {"0-0": 1}, "q1": {"0-1": 1}}
+    assert load_collection(en).documents["0-1"] == "Water for plants."
+    _squad_file(tmp_path / "short.json", ["Кошка сидела."], ["Где?"])
+    with pytest.raises(SearchError, match="not parallel"):
+        load_collection(en, documents=tmp_path / "short.json")

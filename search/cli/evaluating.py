@@ -27,32 +27,37 @@ def eval_group():
 
 
 @eval_group.command(name="retrieval")
-@click.argument("collections", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("collections", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("--mode", "modes", multiple=True, type=click.Choice(["hybrid", "dense", "lexical"]),
               help="Modes to evaluate (repeatable; default: all three).")
 @click.option("--model", default=DEFAULT_MODEL, show_default=True)
 @click.option("--encoder", type=click.Choice(ENCODER_KINDS), default="sentence-transformers", show_default=True)
 @click.option("--cache", type=click.Path(file_okay=False, path_type=Path),
               help="Keep each collection's index in this folder and reuse it next time.")
+@click.option("--documents", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="SQuAD-format collections: take the paragraphs from this parallel file, e.g. xquad.ru.json"
+                   " for English questions against Russian paragraphs.")
 @precision_option
 @json_option
 @handle_errors
-def eval_retrieval(collections, modes, model, encoder, cache, precision, as_json):
-    """nDCG@10, Recall@100 and MAP on test collections (SMART, TREC or BEIR folders)."""
+def eval_retrieval(collections, modes, model, encoder, cache, documents, precision, as_json):
+    """nDCG@10, Recall@1/@100 and MAP on test collections: SMART, TREC or BEIR folders, or SQuAD-format
+    files (each question's paragraph is its one relevant document)."""
     from ..evaluation import evaluate_collections
 
     modes = modes or ("lexical", "dense", "hybrid")
-    rows = evaluate_collections(collections, modes, model, encoder, cache, precision, progress=show_progress(as_json))
+    rows = evaluate_collections(collections, modes, model, encoder, cache, precision, progress=show_progress(as_json),
+                                documents=documents)
     if as_json:
         echo_json(rows)
         return
-    echo_table(rows, [("collection", "collection", -12, ""), ("mode", "mode", -9, ""), ("nDCG@10", "ndcg@10", 9, ".3f"),
-                      ("R@100", "recall@100", 8, ".3f"), ("MAP", "map", 8, ".3f"), ("queries", "queries", 9, ""),
+    echo_table(rows, [("collection", "collection", -20, ""), ("mode", "mode", -9, ""), ("nDCG@10", "ndcg@10", 9, ".3f"),
+                      ("R@1", "recall@1", 7, ".3f"), ("R@100", "recall@100", 8, ".3f"), ("MAP", "map", 8, ".3f"), ("queries", "queries", 9, ""),
                       ("ms/q", "ms_per_query", 8, ".1f")])
     for mode in modes:
         values = [r["ndcg@10"] for r in rows if r["mode"] == mode]
         if len(values) > 1:
-            click.echo(f"{'mean':<12}{mode:<9}{sum(values) / len(values):>9.3f}")
+            click.echo(f"{'mean':<20}{mode:<9}{sum(values) / len(values):>9.3f}")
 
 
 @eval_group.command(name="qa")
