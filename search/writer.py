@@ -100,7 +100,7 @@ class IndexWriter:
     """Adds, replaces, deletes, enriches and repairs the documents of one ``Index``."""
 
     #: Seconds between commits during a long indexing run (an interrupt loses at most this much).
-    checkpoint_seconds = 30.0
+    checkpoint_seconds = 5.0
     #: Passages encoded per step.
     batch_passages = 256
     #: The vector file is rewritten when more passages than this, plus this fraction of the index,

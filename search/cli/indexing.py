@@ -78,7 +78,8 @@ def index(paths, index_path, model, encoder, include, exclude, text_field, id_fi
         except KeyboardInterrupt:
             kept = idx.stats()
             partly = f", {kept['incomplete']} of them partly" if kept["incomplete"] else ""
-            click.secho(f"\nInterrupted. The index keeps what was committed ({kept['documents']} documents{partly});"
+            documents = f"{kept['documents']} document{'s' if kept['documents'] != 1 else ''}"
+            click.secho(f"\nInterrupted. The index keeps what was committed ({documents}{partly});"
                         " run the same command again to continue where it stopped.", fg="yellow", err=True)
             sys.exit(130)
         stats = idx.stats()
