@@ -43,7 +43,8 @@ class LineProgress:
         done = f"{self.n}/{self.total}" if self.total else str(self.n)
         share = f" ({100 * self.n / self.total:.0f}%)" if self.total else ""
         left = f", {(self.total - self.n) / rate / 60:.1f} min left" if self.total and rate > 0 and self.n < self.total else ""
-        print(f"{self.desc}: {done} {self.unit}s{share}, {rate:.1f} {self.unit}s/s{left}", file=self.file, flush=True)
+        pace = f"{rate:.1f} {self.unit}s/s" if rate >= 1 or rate == 0 else f"{1 / rate:.1f} s/{self.unit}"
+        print(f"{self.desc}: {done} {self.unit}s{share}, {pace}{left}", file=self.file, flush=True)
         self.written = True
 
     def set_postfix(self, **_) -> None:
@@ -62,10 +63,11 @@ class LineProgress:
 
 
 def progress_bar(iterable=None, *, total: int | None = None, desc: str = "", unit: str = "it", enabled: bool = True,
-                 initial: int = 0):
-    """A progress bar on a terminal, progress lines elsewhere, or nothing when not ``enabled``."""
+                 initial: int = 0, interval: float | None = None):
+    """A progress bar on a terminal, progress lines elsewhere (every ``interval`` seconds, default
+    ``LINE_SECONDS``), or nothing when not ``enabled``."""
     if not enabled:
         return tqdm(iterable, total=total, disable=True)
     if sys.stderr.isatty():
         return tqdm(iterable, total=total, desc=desc, unit=unit, initial=initial)
-    return LineProgress(iterable, total, desc, unit, initial=initial)
+    return LineProgress(iterable, total, desc, unit, interval, initial=initial)

@@ -181,7 +181,8 @@ def fit(model, tokenizer, features: list[dict], collate: Callable, loss_of: Call
     bf16 = native_bfloat16() if recipe.bf16 is None else recipe.bf16
     started = last_save = time.monotonic()
     model.train()
-    bar = progress_bar(total=total_steps, initial=state["step"], desc="Training", unit="step", enabled=progress)
+    bar = progress_bar(total=total_steps, initial=state["step"], desc="Training", unit="step", enabled=progress,
+                       interval=60.0)  # runs last hours: a line a minute in a log
     while state["step"] < total_steps:
         epoch, position = divmod(state["step"], steps_per_epoch)
         for indices in bucketed_batches(lengths, recipe.batch_size, recipe.seed + epoch)[position:]:

@@ -17,6 +17,7 @@ LEFTOVERS = ("*.pending", "*.creating*")
 @pytest.fixture
 def index(tmp_path, tiny_model):
     with Index.create(tmp_path / "ix", model=tiny_model) as idx:
+        idx.writer.checkpoint_seconds = 1e9  # each failing write is one transaction, however slow the machine
         yield idx
 
 
@@ -48,6 +49,7 @@ def test_a_full_disk_is_one_clear_error_and_keeps_the_index(tmpfs, tiny_model, c
     path = tmpfs / "ix"
     with Index.create(path, model=tiny_model) as index:
         index.writer.compact_min = compact_min
+        index.writer.checkpoint_seconds = 1e9  # the failing write is one transaction, however slow the machine
         index.add_texts([f"the cat number {i} sat on the mat" for i in range(20)])
         filler = "the cat sat on the mat " * 2_000  # 40 of them are more than the disk holds
         with pytest.raises(IndexWriteError, match="the disk is full.*last committed state"):

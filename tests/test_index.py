@@ -187,7 +187,7 @@ def interrupt_encoding(index, monkeypatch, at_call: int):
 
 def test_interrupt_rolls_back_to_last_checkpoint(index, corpus, monkeypatch):
     index.add_texts(["the first text stays"], ids=["keep"])
-    index.writer.batch_passages = 1
+    index.writer.batch_passages, index.writer.checkpoint_seconds = 1, 1e9  # interrupted before any checkpoint
     interrupt_encoding(index, monkeypatch, at_call=2)
     with pytest.raises(KeyboardInterrupt):
         index.add_paths([corpus])

@@ -34,3 +34,11 @@ def test_search_index_without_a_terminal_prints_progress_lines(tmp_path, tiny_mo
     assert "Reading: 1/4 files" in result.stderr and "Encoding: 5 passages in" in result.stderr
     quiet = CliRunner().invoke(cli, ["index", str(corpus), "--index", str(tmp_path / "ix"), "--json"])
     assert "Reading" not in quiet.stderr
+
+
+def test_slow_work_reads_in_seconds_per_unit():
+    out = io.StringIO()
+    bar = LineProgress(total=100, desc="Training", unit="step", interval=0.0, file=out)
+    bar.started -= 30  # 30 s for the first step
+    bar.update(1)
+    assert "s/step" in out.getvalue() and "steps/s" not in out.getvalue()
