@@ -25,12 +25,26 @@ def index_time_precision() -> str:
     return "bfloat16" if native_bfloat16() else "int8"
 
 
-def _mark_enriched(conn: sqlite3.Connection, task: str, passage_ids: Sequence[int]) -> None:
+#: The languages of the shipped NER and sentiment models.
+SHIPPED_LANGUAGES = frozenset({"en"})
+
+
+def mark_enriched(conn: sqlite3.Connection, task: str, passage_ids: Sequence[int]) -> None:
+    """Record that ``task`` has seen these passages (whether it found anything or not)."""
     conn.executemany("INSERT OR IGNORE INTO enriched VALUES (?, ?)", [(pid, task) for pid in passage_ids])
 
 
+class _ModelLanguages:
+    model: str
+
+    @property
+    def languages(self) -> frozenset[str] | None:
+        """The languages its model reads (None: any, for a model of the user's)."""
+        return None if self.model else SHIPPED_LANGUAGES
+
+
 @dataclass
-class EntityEnricher:
+class EntityEnricher(_ModelLanguages):
     """Named entities of each passage, with offsets in its document."""
 
     model: str = ""  # a model folder; "" for the shipped default
@@ -53,11 +67,10 @@ class EntityEnricher:
             [(pid, did, e.text, e.label, e.start, e.end, e.score)
              for pid, did, found in zip(passage_ids, document_ids, results) for e in found],
         )
-        _mark_enriched(conn, self.task, passage_ids)
 
 
 @dataclass
-class LabelEnricher:
+class LabelEnricher(_ModelLanguages):
     """One label per passage from a text classifier: ``sentiment`` or a named classifier."""
 
     task: str = "sentiment"
@@ -75,7 +88,6 @@ class LabelEnricher:
              results: list[Label]) -> None:
         conn.executemany("INSERT OR REPLACE INTO labels VALUES (?, ?, ?, ?, ?)",
                          [(pid, did, self.task, r.label, r.score) for pid, did, r in zip(passage_ids, document_ids, results)])
-        _mark_enriched(conn, self.task, passage_ids)
 
 
 Enricher = EntityEnricher | LabelEnricher

@@ -38,6 +38,7 @@ class StoredPassage(NamedTuple):
     document_id: int
     start: int  # character offset in its document
     text: str
+    language: str = ""  # ISO 639-1, "" when unknown (language.detect_language)
 
 
 def damaged(path: Path, exc: Exception) -> str:
@@ -84,6 +85,7 @@ class Store:
             self._ensure_section_columns()
             self._ensure_generations()
             self._ensure_complete_column()
+            self._ensure_language_column()
             return
         with self.conn:
             self.db["meta"].create({"key": str, "value": str}, pk="key")
@@ -96,7 +98,8 @@ class Store:
             self.db["documents"].create_index(["source"])
             self.db["passages"].create(
                 {"id": int, "document_id": int, "ord": int, "start_char": int, "end_char": int,
-                 "page": int, "section": str, "code": int, "text": str, "vector": bytes, "generation": int},
+                 "page": int, "section": str, "code": int, "text": str, "vector": bytes, "generation": int,
+                 "language": str},
                 pk="id", foreign_keys=[("document_id", "documents", "id")], not_null={"text"},
             )
             self.db["passages"].create_index(["document_id"])
@@ -128,6 +131,12 @@ class Store:
         if "complete" not in self.db["documents"].columns_dict:
             with self.conn:
                 self.conn.execute("ALTER TABLE documents ADD COLUMN complete INTEGER NOT NULL DEFAULT 1")
+
+    def _ensure_language_column(self) -> None:
+        """Indexes made before passages had a language: theirs is unknown (NULL), so every model reads them."""
+        if "language" not in self.db["passages"].columns_dict:
+            with self.conn:
+                self.conn.execute("ALTER TABLE passages ADD COLUMN language TEXT")
 
     def _ensure_enrichment_tables(self) -> None:
         """Entities, per-passage labels (sentiment, classifiers) and which passages each task has seen."""
@@ -240,7 +249,7 @@ class Store:
     def passages_to_enrich(self, task: str) -> list[StoredPassage]:
         """Passages that ``task`` has not seen."""
         return [StoredPassage(*row) for row in self.conn.execute(
-            "SELECT id, document_id, start_char, text FROM passages WHERE id NOT IN"
+            "SELECT id, document_id, start_char, text, coalesce(language, '') FROM passages WHERE id NOT IN"
             " (SELECT passage_id FROM enriched WHERE task = ?) ORDER BY id", (task,))]
 
     def entity_counts(self, label: str | None = None, top: int = 20) -> list[dict]:

@@ -27,9 +27,10 @@ from typing import TYPE_CHECKING, Iterable, Mapping, Sequence
 import numpy as np
 from filelock import FileLock, Timeout
 
-from .enrich import Enricher, parse_enrichers
+from .enrich import Enricher, mark_enriched, parse_enrichers
 from .errors import IndexWriteError, SearchError, UnreadableFile
 from .ingest import BadRow, Document, RowOptions, file_hash, find_files, first_line_title, load_file
+from .language import detect_language, readable_by
 from .markup import PATH_SEPARATOR
 from .passages import Passage, split_passages
 from .progress import progress_bar
@@ -355,9 +356,11 @@ class IndexWriter:
                 for item, lo, hi in batch:
                     if item.doc_id is None:
                         item.doc_id = self.add_document(item.doc)
-                    ids = self.add_passages(item.doc_id, item.passages[lo:hi], lo, vectors[at : at + hi - lo])
+                    languages = [detect_language(p.text) for p in item.passages[lo:hi]]
+                    ids = self.add_passages(item.doc_id, item.passages[lo:hi], lo, vectors[at : at + hi - lo], languages)
                     self.index.vectors.add(ids, vectors[at : at + hi - lo])
-                    added += [StoredPassage(pid, item.doc_id, p.start, p.text) for pid, p in zip(ids, item.passages[lo:hi])]
+                    added += [StoredPassage(pid, item.doc_id, p.start, p.text, language)
+                              for pid, p, language in zip(ids, item.passages[lo:hi], languages)]
                     at += hi - lo
                     if hi == len(item.passages):
                         finished[item.unit].append(item.doc_id)
@@ -381,15 +384,16 @@ class IndexWriter:
              json.dumps(doc.pages), doc.text, time.time()),
         ).lastrowid
 
-    def add_passages(self, doc_id: int, passages: list[Passage], first: int, vectors: np.ndarray) -> list[int]:
+    def add_passages(self, doc_id: int, passages: list[Passage], first: int, vectors: np.ndarray,
+                     languages: list[str]) -> list[int]:
         """Insert passages of a document, numbered from ``first``; return their ids."""
         ids = []
-        for order, (p, vec) in enumerate(zip(passages, vectors), first):
+        for order, (p, vec, language) in enumerate(zip(passages, vectors, languages), first):
             ids.append(self.conn.execute(
                 "INSERT INTO passages (document_id, ord, start_char, end_char, page, section, code, text, vector,"
-                " generation) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " generation, language) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (doc_id, order, p.start, p.end, p.page, p.section, int(p.code), p.text,
-                 np.asarray(vec, np.float32).tobytes(), self.generation),
+                 np.asarray(vec, np.float32).tobytes(), self.generation, language),
             ).lastrowid)
         return ids
 
@@ -428,13 +432,14 @@ class IndexWriter:
         self.conn.commit()
 
     def _enrich_passages(self, passages: list[StoredPassage], enrichers: Sequence[Enricher]) -> None:
-        """Run enrichment tasks on passages and store the results, in the open transaction."""
-        if not passages:
-            return
-        ids, doc_ids = [p.id for p in passages], [p.document_id for p in passages]
+        """Run enrichment tasks on the passages in their models' languages and store the results, in the
+        open transaction; passages in other languages are marked seen, with nothing found."""
         for enricher in enrichers:
-            results = enricher.run([p.text for p in passages], [p.start for p in passages])
-            enricher.save(self.conn, ids, doc_ids, results)
+            readable = [p for p in passages if readable_by(enricher.languages, p.language)]
+            if readable:
+                results = enricher.run([p.text for p in readable], [p.start for p in readable])
+                enricher.save(self.conn, [p.id for p in readable], [p.document_id for p in readable], results)
+            mark_enriched(self.conn, enricher.task, [p.id for p in passages])
 
     @holding_writer_lock
     def enrich(self, specs=None, progress: bool = False) -> int:

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from ..errors import SearchError
+
 from .common import (
     cli,
     echo_json,
@@ -76,6 +78,7 @@ def ner(text, model, as_json):
     """Named entities in TEXT: whole entities with their type and character offsets."""
     from ..tagging import EntityTagger
 
+    _shipped_model_reads(text, model, "NER")
     (found,) = EntityTagger(model).tag([text])
     if as_json:
         echo_json([e.to_dict() for e in found])
@@ -95,8 +98,20 @@ def sentiment(text, model, as_json):
     """Sentiment of TEXT (or the label of any classifier given with --model)."""
     from ..classification import TextClassifier
 
+    _shipped_model_reads(text, model, "sentiment")
     (result,) = TextClassifier(model).classify([text])
     if as_json:
         echo_json(result.to_dict())
     else:
         click.echo(f"{result.label} ({result.score:.2f})")
+
+
+def _shipped_model_reads(text: str, model: str | None, what: str) -> None:
+    """The shipped NER and sentiment models read English: say so rather than tag other languages."""
+    from ..enrich import SHIPPED_LANGUAGES
+    from ..language import detect_language
+
+    language = detect_language(text)
+    if not model and language and language not in SHIPPED_LANGUAGES:
+        raise SearchError(f"This text looks like {language!r}; the shipped {what} model reads English only"
+                          " (--model takes a model of your own).")

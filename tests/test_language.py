@@ -1,0 +1,44 @@
+"""Passages know their language, and the English models read only what could be English."""
+
+import pytest
+
+from search import Index
+from search.enrich import EntityEnricher
+from search.language import detect_language
+
+
+@pytest.mark.parametrize("text, language", [
+    ("Москва — столица России, крупнейший город страны.", "ru"),
+    ("Кто основал Москву?", "ru"),  # short, but not in the Latin script: named anyway
+    ("Der Hund läuft im Park und sieht die Katze.", "de"),
+    ("Everest is a mountain first climbed in 1953.", "en"),
+    ("The cat sat.", ""),  # too short to be sure in the Latin script: English models still read it
+    ("def foo(x): return bar(y)", ""),
+    ("", ""),
+])
+def test_detect_language(text, language):
+    assert detect_language(text) == language
+
+
+def test_english_models_skip_passages_in_other_languages(tmp_path, tiny_model, tiny_ner, monkeypatch):
+    monkeypatch.setattr(EntityEnricher, "languages", property(lambda self: frozenset({"en"})))
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "en.txt").write_text("Everest is a mountain first climbed in 1953 by Hillary.")
+    (docs / "ru.txt").write_text("Москва — столица России, крупнейший город страны.")
+    with Index.create(tmp_path / "ix", model=tiny_model) as index:
+        index.add_paths([docs], enrich=f"ner:{tiny_ner}")
+        rows = dict(index.store.conn.execute(
+            "SELECT d.path, p.language FROM passages p JOIN documents d ON d.id = p.document_id"))
+        assert {path.rsplit("/", 1)[1]: lang for path, lang in rows.items()} == {"en.txt": "en", "ru.txt": "ru"}
+        tagged = {r[0] for r in index.store.conn.execute(
+            "SELECT DISTINCT d.path FROM entities e JOIN documents d ON d.id = e.document_id")}
+        assert all(path.endswith("en.txt") for path in tagged)
+        assert index.store.db["enriched"].count == 2  # both seen: the next `search enrich` does not retry
+
+
+def test_the_cli_says_the_shipped_models_read_english_only(run):
+    result = run("ner", "Владимир Путин выступил в Москве.", ok=False)
+    assert result.exit_code == 1 and "looks like 'ru'" in result.output and "English only" in result.output
+    result = run("sentiment", "Это был прекрасный фильм, я в восторге.", ok=False)
+    assert "English only" in result.output
