@@ -142,7 +142,8 @@ def test_readers_in_other_processes_never_fail_while_a_writer_adds_updates_and_d
     reader = subprocess.Popen([sys.executable, "-c", READER, str(path), str(stop)], stdout=subprocess.PIPE, text=True, env=env)
     cli_runs = []
     while writer.poll() is None:  # meanwhile, whole CLI commands
-        cli_runs.append(subprocess.run([SEARCH, "query", "cat number", "--index", str(path), "--json"],
+        command = ("query", "ask")[len(cli_runs) % 2]
+        cli_runs.append(subprocess.run([SEARCH, command, "cat number", "--index", str(path), "--json"],
                                        capture_output=True, text=True, env=env))
     out, err = writer.communicate()
     assert writer.returncode == 0 and "finished" in out, err
@@ -151,6 +152,6 @@ def test_readers_in_other_processes_never_fail_while_a_writer_adds_updates_and_d
     assert "error" not in report.replace("errors 0", ""), report
     failed = [r.stderr for r in cli_runs if r.returncode != 0]
     assert not failed and cli_runs, failed
-    print(f"{report.strip()}; {len(cli_runs)} CLI queries, 0 failed")
+    print(f"{report.strip()}; {len(cli_runs)} CLI queries and questions, 0 failed")
     with Index.open(path) as index:
         assert index.stats()["documents"] == 150 and index.stats()["vectors"] == index.stats()["passages"]
