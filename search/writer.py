@@ -6,7 +6,8 @@ the changes since its generation have grown large (``compact_min``, ``compact_fr
 commit costs in proportion to the change, not to the index. That rewrite is two-phase: write
 ``vectors.faiss.pending``, commit SQLite, rename the pending file over the live one
 (``vectors.VectorIndex.recover`` finishes or undoes a run killed in between). Long runs commit every
-``checkpoint_seconds``, only where a file is complete.
+``checkpoint_seconds``, even inside a file: its documents stay marked incomplete until its last
+passage is in, and the next run goes on from the passages stored (``IndexWriter._resume``).
 """
 
 from __future__ import annotations
