@@ -20,8 +20,9 @@ class Condition(Protocol):
 class Filter:
     """Restricts results to documents whose ``field`` matches ``value``.
 
-    ``path``, ``title`` and ``source`` match as globs (``*.md``, ``notes/*``); any other field is
-    looked up in the document's metadata and compared as text.
+    ``path``, ``title`` and ``source`` match as globs (``*.md``, ``notes/*``); ``language`` is the
+    passage's (``ru``, ``en``; ``language=`` for unknown); any other field is looked up in the
+    document's metadata and compared as text.
     """
 
     field: str
@@ -35,6 +36,8 @@ class Filter:
         return cls(field.strip(), value.strip())
 
     def sql(self) -> tuple[str, list]:
+        if self.field == "language":
+            return "coalesce(p.language, '') = ?", [self.value.lower()]
         if self.field in DOCUMENT_COLUMNS:
             pattern = self.value
             if self.field != "title" and not pattern.startswith(("/", "*")):

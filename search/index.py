@@ -280,6 +280,7 @@ class Index:
                 rank=len(hits) + 1, score=r.score, passage_id=r.passage_id, document_id=row["document_id"],
                 path=row["path"], title=row["title"], text=row["text"], start=row["start_char"],
                 end=row["end_char"], page=row["page"], section=row["section"] or "", code=bool(row["code"]),
+                language=row["language"] or "",
                 source=row["source"], metadata=row["metadata"],
                 dense_score=r.dense, lexical_score=r.lexical,
             ))

@@ -39,6 +39,7 @@ class Hit:
     page: int | None = None
     section: str = ""  # heading path of the passage in its document
     code: bool = False  # the passage is a code block
+    language: str = ""  # ISO 639-1 code of the passage's language, "" when unknown
     source: str = ""
     metadata: dict = field(default_factory=dict)
     dense_score: float | None = None

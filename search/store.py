@@ -286,7 +286,7 @@ class Store:
         out: dict[int, dict] = {}
         for chunk in chunks(ids):
             for row in self.db.query(
-                "SELECT p.id, p.document_id, p.ord, p.start_char, p.end_char, p.page, p.section, p.code, p.text,"
+                "SELECT p.id, p.document_id, p.ord, p.start_char, p.end_char, p.page, p.section, p.code, p.language, p.text,"
                 " d.path, d.source, d.title, d.metadata FROM passages p JOIN documents d ON d.id = p.document_id"
                 f" WHERE p.id IN ({marks(chunk)})", chunk,
             ):

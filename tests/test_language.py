@@ -42,3 +42,12 @@ def test_the_cli_says_the_shipped_models_read_english_only(run):
     assert result.exit_code == 1 and "looks like 'ru'" in result.output and "English only" in result.output
     result = run("sentiment", "Это был прекрасный фильм, я в восторге.", ok=False)
     assert "English only" in result.output
+
+
+def test_hits_carry_their_language_and_filter_on_it(tmp_path, tiny_model):
+    with Index.create(tmp_path / "ix", model=tiny_model) as index:
+        index.add_texts(["Москва — столица России, крупнейший город страны.",
+                         "Everest is a mountain first climbed in 1953 by Hillary."], ids=["ru", "en"])
+        assert {h.path: h.language for h in index.search("mountain", k=5, mode="dense")} == {"ru": "ru", "en": "en"}
+        assert [h.path for h in index.search("mountain", k=5, mode="dense", filters=["language=ru"])] == ["ru"]
+        assert [h.path for h in index.search("mountain", k=5, mode="dense", filters={"language": "EN"})] == ["en"]

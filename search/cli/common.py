@@ -132,7 +132,8 @@ def filter_options(func):
     """--filter, --entity, --entity-label, --sentiment and --label: the filters of query and ask."""
     options = [
         click.option("--filter", "filters", multiple=True, metavar="FIELD=VALUE",
-                     help="Documents whose path/title (glob) or metadata field matches (repeatable)."),
+                     help="Documents whose path/title (glob) or metadata field matches, or passages in a"
+                          " language (language=ru) (repeatable)."),
         click.option("--entity", "entities", multiple=True, metavar="[LABEL=]TEXT",
                      help="Passages mentioning this entity, e.g. ORG=Tesla (needs --enrich ner)."),
         click.option("--entity-label", "entity_labels", multiple=True, metavar="LABEL",
