@@ -283,6 +283,8 @@ class IndexWriter:
                 report.added += 1
             entry = Pending(doc, self._passages_of(doc))
             if key in batch:
+                if pending[batch[key]].doc_id is not None:  # a resumed text, stored in part: it goes
+                    stale.append(pending[batch[key]].doc_id)
                 pending[batch[key]] = entry  # the later text of an id wins, as in a later call
             else:
                 batch[key] = len(pending)

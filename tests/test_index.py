@@ -326,3 +326,16 @@ def test_hostile_queries_and_filters_never_error_and_are_bound_parameters(index,
     for value in ["x' OR '1'='1", "*; DROP TABLE documents", '1969" OR 1=1']:
         assert index.search("the", filters=[f"title={value}", f"year={value}"]) == []
     assert index.stats()["documents"] == documents
+
+
+def test_a_resumed_text_replaced_later_in_the_same_call(index, monkeypatch):
+    long = " ".join(f"Sentence number {i} tells of the cat." for i in range(200))
+    index.writer.batch_passages, index.writer.checkpoint_seconds = 8, 0.0
+    real = interrupt_encoding(index, monkeypatch, at_call=2)
+    with pytest.raises(KeyboardInterrupt):
+        index.add_texts([long], ids=["a"])
+    assert index.stats()["incomplete"] == 1
+    monkeypatch.setattr(index.encoder, "encode", real)
+    index.add_texts([long, "a shorter text now"], ids=["a", "a"])  # resumed, then replaced: no duplicate path
+    assert index.stats()["documents"] == 1 and index.stats()["incomplete"] == 0 and _consistent(index)
+    assert index.search("shorter text", k=1, mode="lexical")[0].text == "a shorter text now"
