@@ -79,6 +79,22 @@ class LabelFilter:
         return "p.id IN (SELECT passage_id FROM labels WHERE task = ? AND label = ?)", [self.task, self.label]
 
 
+def from_options(filters: Iterable[str] = (), entities: Iterable[str] = (), entity_labels: Iterable[str] = (),
+                 sentiment: str | None = None, labels: Iterable[str] = ()) -> list[Condition]:
+    """Filters as the CLI and the HTTP API take them: ``FIELD=VALUE``, ``[LABEL=]TEXT`` entities,
+    entity labels, a sentiment and ``TASK=LABEL`` classifier labels."""
+    out: list[Condition] = [Filter.parse(f) for f in filters] + [EntityFilter.parse(e) for e in entities]
+    out += [EntityFilter(label.upper(), None) for label in entity_labels]
+    if sentiment:
+        out.append(LabelFilter("sentiment", sentiment))
+    for spec in labels:
+        task, sep, value = spec.partition("=")
+        if not sep or not task.strip():
+            raise ValueError(f"A label filter looks like TASK=LABEL, not {spec!r}")
+        out.append(LabelFilter(task.strip(), value.strip()))
+    return out
+
+
 def parse_filters(filters) -> list[Condition]:
     """Filters from ``Filter``-like objects, ``"field=value"`` strings or a ``{field: value}`` dict."""
     if isinstance(filters, dict):

@@ -15,7 +15,7 @@ from ..store import damaged
 from ..precision import PRECISIONS
 
 __all__ = [
-    "ENCODER_KINDS", "cli", "collect_filters", "echo_table", "filter_options", "index_option", "json_option",
+    "ENCODER_KINDS", "cli", "echo_table", "filter_options", "index_option", "json_option",
     "reader_option", "precision_option", "wait_option", "waiting_writer", "display_path", "echo_json", "handle_errors", "show_progress",
 ]
 
@@ -146,19 +146,3 @@ def filter_options(func):
     for option in reversed(options):
         func = option(func)
     return func
-
-
-def collect_filters(filters=(), entities=(), entity_labels=(), sentiment=None, labels=()) -> list:
-    from ..filters import EntityFilter, Filter, LabelFilter
-
-    out = [Filter.parse(f) for f in filters] + [EntityFilter.parse(e) for e in entities]
-    out += [EntityFilter(label.upper(), None) for label in entity_labels]
-    if sentiment:
-        out.append(LabelFilter("sentiment", sentiment))
-    for spec in labels:
-        task, sep, value = spec.partition("=")
-        if not sep:
-            raise click.BadParameter(f"--label takes TASK=LABEL, not {spec!r}")
-        out.append(LabelFilter(task.strip(), value.strip()))
-    return out
-

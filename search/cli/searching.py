@@ -8,7 +8,6 @@ import click
 
 from .common import (
     cli,
-    collect_filters,
     display_path,
     echo_json,
     filter_options,
@@ -58,10 +57,11 @@ def heading(title: str, section: str) -> str:
 @handle_errors
 def query(text, index_path, k, mode, per_doc, as_json, **filters):
     """Search the index for TEXT."""
+    from ..filters import from_options
     from ..index import Index
 
     with Index.open(index_path) as idx:
-        hits = idx.search(text, k=k, mode=mode, filters=collect_filters(**filters), per_doc=per_doc)
+        hits = idx.search(text, k=k, mode=mode, filters=from_options(**filters), per_doc=per_doc)
     if as_json:
         echo_json([h.to_dict() for h in hits])
         return
@@ -91,13 +91,15 @@ def echo_hits(hits, query: str) -> None:
 @handle_errors
 def ask(question, index_path, k, answers, mode, threshold, reader_model, precision, as_json, **filters):
     """Answer QUESTION with a span from the indexed documents."""
+    from ..filters import from_options
     from ..index import Index
     from ..reader import Reader
 
+    conditions = from_options(**filters)
     with Index.open(index_path) as idx:
         found = idx.ask(question, k=k, answers=answers, reader=Reader(reader_model, precision=precision),
-                        threshold=threshold, mode=mode, filters=collect_filters(**filters))
-        closest = [] if found or as_json else idx.search(question, k=3, mode=mode, filters=collect_filters(**filters))
+                        threshold=threshold, mode=mode, filters=conditions)
+        closest = [] if found or as_json else idx.search(question, k=3, mode=mode, filters=conditions)
     if as_json:
         echo_json([f.to_dict() for f in found])
         return
