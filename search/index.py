@@ -152,6 +152,14 @@ class Index:
     def __exit__(self, *exc) -> None:
         self.close()
 
+    def refresh(self) -> None:
+        """Re-read the meta that another process may have changed since this index was opened
+        (its enrichment tasks)."""
+        meta = self.store.meta()
+        if meta != self.meta:
+            self.meta = meta
+            self.__dict__.pop("enrichers", None)
+
     @property
     def vectors_path(self) -> Path:
         return self.path / VECTORS_NAME
@@ -320,6 +328,21 @@ class Index:
     def entities(self, label: str | None = None, top: int = 20) -> list[dict]:
         """The most frequent named entities (text, label, mentions, documents), of one ``label`` or all."""
         return self.store.entity_counts(label.upper() if label else None, top)
+
+    def document(self, document_id: int, passage_id: int | None = None) -> dict | None:
+        """A document (text, metadata...) or None; with ``passage_id`` (a passage of it) also
+        ``highlight``: that passage's start and end in the text."""
+        with self.store.reading():
+            document = self.store.document(document_id)
+            span = self.store.passage_span(passage_id, document_id) if document and passage_id is not None else None
+        if document is not None:
+            document["highlight"] = {"start": span[0], "end": span[1]} if span else None
+        return document
+
+    def facets(self, top: int = 10) -> dict:
+        """What results can be filtered by, with counts (``Store.facets``)."""
+        with self.store.reading():
+            return self.store.facets(top)
 
     def stats(self) -> dict:
         sizes = {name: (self.path / name).stat().st_size for name in (DB_NAME, VECTORS_NAME) if (self.path / name).exists()}

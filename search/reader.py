@@ -246,6 +246,8 @@ class FoundAnswer:
     passage_rank: int  # retrieval rank of the passage it came from
     sources: int = 1  # how many passages gave this answer
     section: str = ""  # heading path of its passage
+    document_id: int | None = None
+    passage_id: int | None = None  # the passage it came from
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -298,6 +300,6 @@ def answers_from_hits(reader: Reader, question: str, hits: list, answers: int = 
         merged[key] = FoundAnswer(
             text=a.text, score=a.score, path=hit.path, title=hit.title, start=hit.start + a.start,
             end=hit.start + a.end, page=hit.page, sentence=sentence, sentence_offset=offset, passage_rank=hit.rank,
-            section=hit.section,
+            section=hit.section, document_id=hit.document_id, passage_id=hit.passage_id,
         )
     return abstain(sorted(merged.values(), key=lambda f: f.score, reverse=True), reader.threshold_for(threshold))[:answers]

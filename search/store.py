@@ -294,6 +294,52 @@ class Store:
                 out[row["id"]] = row
         return out
 
+    def document(self, document_id: int) -> dict | None:
+        """A document's row (text and metadata included), or None."""
+        row = self.conn.execute(
+            "SELECT id, path, source, title, metadata, pages, text, indexed_at, complete FROM documents WHERE id = ?",
+            (document_id,)).fetchone()
+        if row is None:
+            return None
+        keys = ("id", "path", "source", "title", "metadata", "pages", "text", "indexed_at", "complete")
+        document = dict(zip(keys, row))
+        document["metadata"] = json.loads(document["metadata"] or "{}")
+        document["pages"] = json.loads(document["pages"]) if document["pages"] else None
+        document["complete"] = bool(document["complete"])
+        return document
+
+    def passage_span(self, passage_id: int, document_id: int) -> tuple[int, int] | None:
+        """Where a passage of this document lies in its text."""
+        return self.conn.execute("SELECT start_char, end_char FROM passages WHERE id = ? AND document_id = ?",
+                                 (passage_id, document_id)).fetchone()
+
+    def facets(self, top: int = 10, most_values: int = 30) -> dict:
+        """What results can be filtered by, with counts: metadata fields whose values repeat (at
+        most ``most_values`` of them; documents each), passage languages, labels per task and the
+        ``top`` entities per label (passages each)."""
+        fields: dict[str, list[dict]] = {}
+        for key, values, documents in self.conn.execute(
+            "SELECT j.key, count(DISTINCT CAST(j.value AS TEXT)), count(*) FROM documents d, json_each(d.metadata) j"
+            " WHERE j.type IN ('text', 'integer', 'real', 'true', 'false') GROUP BY j.key ORDER BY j.key"
+        ).fetchall():
+            if values <= most_values and values < documents:
+                fields[key] = [{"value": v, "count": n} for v, n in self.conn.execute(
+                    "SELECT CAST(j.value AS TEXT) AS v, count(*) FROM documents d, json_each(d.metadata) j"
+                    " WHERE j.key = ? GROUP BY v ORDER BY count(*) DESC, v", (key,))]
+        labels: dict[str, list[dict]] = {}
+        for task, label, n in self.conn.execute(
+                "SELECT task, label, count(*) FROM labels GROUP BY task, label ORDER BY task, count(*) DESC"):
+            labels.setdefault(task, []).append({"value": label, "count": n})
+        entities: dict[str, list[dict]] = {}
+        for (label,) in self.conn.execute("SELECT DISTINCT label FROM entities ORDER BY label").fetchall():
+            entities[label] = [{"value": text, "count": n} for text, n in self.conn.execute(
+                "SELECT min(text), count(DISTINCT passage_id) AS n FROM entities WHERE label = ?"
+                " GROUP BY lower(text) ORDER BY n DESC, min(text) LIMIT ?", (label, top))]
+        languages = [{"value": v, "count": n} for v, n in self.conn.execute(
+            "SELECT language, count(*) FROM passages WHERE coalesce(language, '') != ''"
+            " GROUP BY language ORDER BY count(*) DESC")]
+        return {"metadata": fields, "language": languages, "labels": labels, "entities": entities}
+
     def counts(self) -> dict[str, int]:
         return {
             "documents": self.db["documents"].count,

@@ -41,3 +41,9 @@ def highlight_pattern(query: str) -> re.Pattern | None:
     stems = {_SUFFIX.sub("", w) for w in content_words(query)}
     stems = sorted((s for s in stems if len(s) >= 2), key=len, reverse=True)
     return re.compile(r"\b(" + "|".join(map(re.escape, stems)) + r")\w*", re.I) if stems else None
+
+
+def highlight_spans(text: str, query: str) -> list[tuple[int, int]]:
+    """Where ``highlight_pattern(query)`` matches in ``text``: (start, end) offsets."""
+    pattern = highlight_pattern(query)
+    return [m.span() for m in pattern.finditer(text)] if pattern else []
