@@ -39,6 +39,8 @@ def test_the_wheel_carries_the_demo_corpus_and_the_models(installed, tmp_path):
     assert names == {p.relative_to(ROOT / "index_data").as_posix() for p in (ROOT / "index_data").rglob("*") if p.is_file()}
     for model in ("reader_model", "ner_model", "sentiment_model"):
         assert (installed / "search" / model / "delta.safetensors").is_file()
+    shipped = {p.name for p in (installed / "search" / "web").iterdir()}
+    assert shipped == {p.name for p in (ROOT / "search" / "web").iterdir()}  # the page of `search serve`
 
 
 @pytest.mark.integration
