@@ -71,6 +71,23 @@ class Calibration:
         return 1 / (1 + math.exp(-(self.scale * margin + self.bias)))
 
 
+def length_batches(lengths: Sequence[int], size: int, waste: float = 0.1) -> list[list[int]]:
+    """Indices of ``lengths`` in batches of at most ``size``, longest first, each closed before its
+    padding would exceed ``waste`` of its tokens: on a CPU a padding token costs as much as a word
+    (retrieved passages differ in length: padded together, 40% of the demo's tokens were padding)."""
+    batches: list[list[int]] = []
+    total = 0
+    for i in sorted(range(len(lengths)), key=lambda i: -lengths[i]):
+        current = batches[-1] if batches else []
+        if current and len(current) < size and (len(current) + 1) * lengths[current[0]] * (1 - waste) <= total + lengths[i]:
+            current.append(i)
+            total += lengths[i]
+        else:
+            batches.append([i])
+            total = lengths[i]
+    return batches
+
+
 class Reader(ModelRunner):
     """``Reader(model).read(question, passages)`` returns ranked answers, or none when it is not sure.
 
@@ -117,17 +134,21 @@ class Reader(ModelRunner):
         )
 
     def _logits(self, encoded) -> tuple[np.ndarray, np.ndarray]:
+        """Start and end logits of every window; padding positions get -1e4."""
         import torch
 
         names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in encoded]
-        starts, ends = [], []
-        for b in range(0, len(encoded["input_ids"]), self.batch_size):
-            batch = {n: torch.tensor(encoded[n][b : b + self.batch_size]) for n in names}
+        lengths = [sum(mask) for mask in encoded["attention_mask"]]
+        shape = (len(lengths), len(encoded["input_ids"][0]))
+        starts, ends = np.full(shape, -1e4, dtype=np.float32), np.full(shape, -1e4, dtype=np.float32)
+        for batch in length_batches(lengths, self.batch_size):
+            longest = lengths[batch[0]]
+            inputs = {n: torch.tensor([encoded[n][w][:longest] for w in batch]) for n in names}
             with torch.inference_mode():
-                out = self.model(**batch)
-            starts.append(out.start_logits.float().cpu().numpy())
-            ends.append(out.end_logits.float().cpu().numpy())
-        return np.concatenate(starts), np.concatenate(ends)
+                out = self.model(**inputs)
+            starts[batch, :longest] = out.start_logits.float().cpu().numpy()
+            ends[batch, :longest] = out.end_logits.float().cpu().numpy()
+        return starts, ends
 
     def spans(self, question: str, passages: Sequence[str],
               passage_bias: Sequence[float] | None = None) -> tuple[list[tuple[float, int, int, int]], float]:

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from search.errors import ModelNotFound
-from search.reader import Reader, abstain, best_spans, retrieval_evidence, sentence_around
+from search.reader import Reader, abstain, best_spans, length_batches, retrieval_evidence, sentence_around
 
 
 def test_best_spans_follow_the_rules():
@@ -82,6 +82,34 @@ def test_a_bfloat16_reader_gives_the_float32_logits_to_within_bfloat16_rounding(
         assert got.dtype == np.float32 and want.shape == got.shape
         assert np.abs(got - want).max() <= 0.05 * np.abs(want).max()
         assert not np.array_equal(got, want)  # it did run in bfloat16
+
+
+def test_windows_of_similar_length_run_together_with_little_padding():
+    lengths = [10, 200, 190, 50, 180, 45]
+    batches = length_batches(lengths, size=16)
+    assert sorted(i for b in batches for i in b) == list(range(6))
+    assert batches[0] == [1, 2, 4] and [0] in batches  # 10 tokens are not padded to 200
+    for batch in batches:
+        padded = len(batch) * max(lengths[i] for i in batch)
+        assert padded - sum(lengths[i] for i in batch) <= 0.1 * padded
+    assert [len(b) for b in length_batches([100] * 40, size=16)] == [16, 16, 8]
+
+
+def test_logits_of_length_batches_equal_those_of_one_padded_batch(tiny_qa):
+    import torch
+
+    reader = Reader(tiny_qa, precision="float32", max_length=64, stride=16)
+    passages = ["A short one.", "A much longer passage about cats and dogs that goes on for a while, and on.", "Mid length text here."]
+    encoded = reader._windows("what about cats?", passages)
+    starts, ends = reader._logits(encoded)
+    batch = {n: torch.tensor(encoded[n]) for n in ("input_ids", "attention_mask", "token_type_ids")}
+    with torch.inference_mode():
+        padded = reader.model(**batch)
+    for w, mask in enumerate(encoded["attention_mask"]):
+        n = sum(mask)
+        assert np.allclose(starts[w][:n], padded.start_logits[w][:n].numpy(), atol=1e-5)
+        assert np.allclose(ends[w][:n], padded.end_logits[w][:n].numpy(), atol=1e-5)
+        assert (starts[w][n:] == -1e4).all()
 
 
 def test_sentence_around():
