@@ -2,6 +2,7 @@
 
 import json
 import os
+import socket
 import subprocess
 import sys
 
@@ -169,3 +170,10 @@ def test_commits_from_another_process_show_up_without_a_restart_or_an_error(clie
     hits = client.get("/search", params={"q": "zebra river", "mode": "lexical", "k": 10}).json()
     zebras = [h["text"] for h in hits if "zebra" in h["text"]]
     assert zebras == [f"Round {rounds - 1}: the zebra number {rounds - 1} crossed the river."]
+
+
+def test_serve_says_when_it_cannot_listen_before_loading_anything(run):
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        result = run("serve", "--port", taken.getsockname()[1], ok=False)
+    assert result.exit_code == 1 and "port is in use" in result.output
+    assert "not a host name" in run("serve", "--host", "256.1.1.1", ok=False).output

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import ipaddress
+import os
+import socket
 
 import click
 
@@ -35,6 +38,14 @@ def serve(index_path, host, port, threads, reader_model, precision):
 
     from ..server import ServedIndex, Unavailable, create_app
 
+    try:  # the port first: a clear error before the models load
+        listening = socket.create_server((host, port), family=socket.AF_INET6 if ":" in host else socket.AF_INET)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            reason = "the port is in use (another server?); choose another --port"
+        else:
+            reason = os.strerror(exc.errno) if exc.errno and exc.errno > 0 else "not a host name or address of this machine"
+        raise click.ClickException(f"Cannot listen on {host} port {port}: {reason}.") from exc
     served = ServedIndex(index_path, reader=reader_model, precision=precision, threads=threads)
     if not _loopback(host):
         click.echo(f"Warning: listening on {host}: anyone who can reach this machine can search the index"
@@ -47,4 +58,4 @@ def serve(index_path, host, port, threads, reader_model, precision):
     app = create_app(served)
     shown = f"[{host}]" if ":" in host else host
     click.echo(f"Serving on http://{shown}:{port}/  (API reference: /docs; Ctrl-C stops)", err=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[listening])
