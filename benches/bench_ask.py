@@ -2,7 +2,7 @@
 the same model over the same 5 (question, passage) pairs with two argmaxes (the seed notebook's
 decoding: no windows, no span rules), in the same run.
 
-    python benches/bench_ask.py [--reader FOLDER] [--repeat 3] [--precision auto|float32|bfloat16|int8]
+    python benches/bench_ask.py [--reader FOLDER] [--repeat 3] [--precision auto|float32|bfloat16|int8] [--backend auto|onnx|torch]
 """
 
 from __future__ import annotations
@@ -41,13 +41,14 @@ def main() -> None:
     parser.add_argument("--reader", default=None, help="Reader folder (default: the shipped reader).")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--precision", default="auto", help="How the reader's weights run (default: auto).")
+    parser.add_argument("--backend", default="auto", help="What runs the reader and the query encoder: auto, onnx, torch.")
     args = parser.parse_args()
 
     import torch
 
-    reader = Reader(args.reader, precision=args.precision)
+    reader = Reader(args.reader, precision=args.precision, backend=args.backend)
     with tempfile.TemporaryDirectory() as tmp:
-        index = Index.create(Path(tmp) / "ix")
+        index = Index.create(Path(tmp) / "ix", backend=args.backend)
         index.add_paths([ROOT / "index_data"])
         hits = {q: index.search(q, k=5) for q in QUESTIONS}
         answers_from_hits(reader, QUESTIONS[0], hits[QUESTIONS[0]])  # warm up

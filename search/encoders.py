@@ -15,6 +15,7 @@ from typing import Callable, Protocol, Sequence
 
 import numpy as np
 
+from .exported import Session, check_backend, export, fast_tokenizer, have_onnxruntime, onnx_file
 from .models import DEFAULT_MODEL, quiet_transformers, resolve_model
 from .precision import resolve_precision, to_precision
 
@@ -54,17 +55,20 @@ def _configured_max_length(path: str) -> int | None:
 class _Base:
     kind = ""
 
-    def __init__(self, model: str = DEFAULT_MODEL, device: str = "cpu", precision: str = "auto"):
+    def __init__(self, model: str = DEFAULT_MODEL, device: str = "cpu", precision: str = "auto", backend: str = "auto"):
         self.model_name = str(model)
         self.path = resolve_model(model)
         self.device = device
         self.precision = resolve_precision(precision)
-        quiet_transformers()
+        self.backend = check_backend(backend)
+        # ONNX runs float32: a precision asked for by name that only torch has means torch.
+        self.torch_precision_asked = precision in ("bfloat16", "int8")
 
     @cached_property
     def tokenizer(self):
         from transformers import AutoTokenizer
 
+        quiet_transformers()
         return AutoTokenizer.from_pretrained(self.path)
 
     @cached_property
@@ -78,12 +82,17 @@ class _Base:
 
     @cached_property
     def max_tokens(self) -> int:
-        """Tokens per text, special tokens included, less the longest prompt's."""
-        limits = [_configured_max_length(self.path), getattr(self.tokenizer, "model_max_length", None)]
-        limits = [int(x) for x in limits if x and x < 100_000]
-        prompt = max((len(self.tokenizer(p, add_special_tokens=False)["input_ids"]) for p in self.prompts.values()),
-                     default=0)
-        return (min(limits) if limits else 512) - prompt
+        """Tokens per text, special tokens included, less the longest prompt's (read from the
+        folder's files when it has a tokenizer.json: no transformers import)."""
+        fast = fast_tokenizer(self.path)
+        if fast is None:
+            limit = getattr(self.tokenizer, "model_max_length", None)
+            count = lambda p: len(self.tokenizer(p, add_special_tokens=False)["input_ids"])  # noqa: E731
+        else:
+            limit = _json_or_empty(Path(self.path) / "tokenizer_config.json").get("model_max_length")
+            count = lambda p: len(fast.encode(p, add_special_tokens=False).ids)  # noqa: E731
+        limits = [int(x) for x in (_configured_max_length(self.path), limit) if x and x < 100_000]
+        return (min(limits) if limits else 512) - max(map(count, self.prompts.values()), default=0)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.model_name!r})"
@@ -116,36 +125,86 @@ def _is_mean_pooling_folder(path: str) -> bool:
 
 
 class MeanPoolingEncoder(_Base):
+    """Mean of a transformers model's last hidden state over each text's tokens, on torch or on
+    ONNX Runtime (``backend``: ``auto`` is ONNX when this machine has it; the model is exported at
+    first use, see ``exported``)."""
+
     kind = "mean-pooling"
 
     @cached_property
     def model(self):
         from transformers import AutoModel
 
+        quiet_transformers()
         return to_precision(AutoModel.from_pretrained(self.path).to(self.device).eval(), self.precision)
 
     @cached_property
     def dimension(self) -> int:
-        return int(self.model.config.hidden_size)
+        size = _json_or_empty(Path(self.path) / "config.json").get("hidden_size")
+        return int(size or self.model.config.hidden_size)
+
+    @property
+    def runs_mean_pooling(self) -> bool:
+        return True
+
+    @cached_property
+    def session(self) -> Session | None:
+        """The ONNX Runtime session this encoder runs on, or None when it runs on torch."""
+        if self.backend == "torch" or self.device != "cpu" or not self.runs_mean_pooling:
+            if self.backend == "onnx":
+                raise ValueError(f"{self.model_name} cannot run on ONNX Runtime: it is not a mean-pooling model on the CPU")
+            return None
+        if self.backend == "auto" and (self.torch_precision_asked or not Path(self.path).is_dir()
+                                       or not (have_onnxruntime() and fast_tokenizer(self.path))):
+            return None
+        path = onnx_file(self.path, "encoder")
+        if not path.exists():
+            from transformers import AutoModel
+
+            quiet_transformers()
+            try:
+                export(AutoModel.from_pretrained(self.path), self.path, "encoder", ["last_hidden_state"],
+                       name=f"encoder {self.model_name}")
+            except Exception:
+                if self.backend == "onnx":
+                    raise
+                return None  # auto: torch it is
+        return Session(path)
+
+    @cached_property
+    def _fast_tokenizer(self):
+        tokenizer = fast_tokenizer(self.path)
+        tokenizer.enable_truncation(self.max_tokens)
+        tokenizer.no_padding()
+        return tokenizer
+
+    def _hidden(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """The last hidden state of a batch of texts (float32) and its attention mask."""
+        if self.session is not None:
+            encodings = self._fast_tokenizer.encode_batch(texts)
+            longest = max(len(e.ids) for e in encodings)
+            inputs = {name: np.array([getattr(e, attr) + [0] * (longest - len(e.ids)) for e in encodings])
+                      for name, attr in (("input_ids", "ids"), ("attention_mask", "attention_mask"),
+                                         ("token_type_ids", "type_ids"))}
+            return self.session.run(inputs)[0], inputs["attention_mask"]
+        import torch
+
+        batch = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_tokens,
+                               return_tensors="pt").to(self.device)
+        with torch.inference_mode():
+            hidden = self.model(**batch).last_hidden_state
+        return hidden.float().cpu().numpy(), batch["attention_mask"].cpu().numpy()
 
     def encode(self, texts: Sequence[str], batch_size: int = 32, on_batch: Callable[[int], None] | None = None,
                prompt: str = "passage") -> np.ndarray:
-        import torch
-
         texts = self.prompted(texts, prompt)
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # less padding per batch
         for b in range(0, len(order), batch_size):
             chunk = order[b : b + batch_size]
-            batch = self.tokenizer(
-                [texts[i] for i in chunk], padding=True, truncation=True,
-                max_length=self.max_tokens, return_tensors="pt",
-            ).to(self.device)
-            with torch.inference_mode():
-                hidden = self.model(**batch).last_hidden_state
-            hidden = hidden.float()
-            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-            out[chunk] = ((hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)).cpu().numpy()
+            hidden, mask = self._hidden([texts[i] for i in chunk])
+            mask = mask[..., None].astype(np.float32)
+            out[chunk] = (hidden * mask).sum(1) / np.maximum(mask.sum(1), 1e-9)
             if on_batch:
                 on_batch(len(chunk))
         return _unit_rows(out)
@@ -162,6 +221,10 @@ class SentenceTransformerEncoder(MeanPoolingEncoder):
     @cached_property
     def mean_pooling(self) -> bool:
         return _is_mean_pooling_folder(self.path)
+
+    @property
+    def runs_mean_pooling(self) -> bool:
+        return self.mean_pooling
 
     @cached_property
     def model(self):
@@ -207,11 +270,11 @@ ENCODERS = {cls.kind: cls for cls in (SentenceTransformerEncoder, MeanPoolingEnc
 
 
 def load_encoder(model: str = DEFAULT_MODEL, kind: str = "sentence-transformers", device: str = "cpu",
-                 precision: str = "auto") -> Encoder:
-    """An encoder of ``kind`` (one of ENCODERS) for ``model`` (alias, folder or hub id), its weights in
-    ``precision`` (see ``precision.PRECISIONS``)."""
+                 precision: str = "auto", backend: str = "auto") -> Encoder:
+    """An encoder of ``kind`` (one of ENCODERS) for ``model`` (alias, folder or hub id), run by
+    ``backend`` (``exported.BACKENDS``), its torch weights in ``precision`` (``precision.PRECISIONS``)."""
     try:
         cls = ENCODERS[kind]
     except KeyError:
         raise ValueError(f"Unknown encoder {kind!r}; choose one of {', '.join(ENCODERS)}") from None
-    return cls(model, device=device, precision=precision)
+    return cls(model, device=device, precision=precision, backend=backend)

@@ -208,8 +208,8 @@ def evaluate_retrieval(index, collection: Collection, mode: str = "hybrid", **op
 
 def evaluate_collections(folders, modes=("lexical", "dense", "hybrid"), model: str | None = None,
                          encoder: str = "sentence-transformers", cache: str | Path | None = None,
-                         precision: str = "auto", progress: bool = False, documents: str | Path | None = None
-                         ) -> list[dict]:
+                         precision: str = "auto", progress: bool = False, documents: str | Path | None = None,
+                         backend: str = "auto") -> list[dict]:
     """One row of scores per collection folder (or SQuAD-format file, see ``squad_collection``) and
     mode. Each collection is indexed with ``model`` in ``cache`` (reused when it holds all the
     collection's documents), else in a temporary folder."""
@@ -222,7 +222,8 @@ def evaluate_collections(folders, modes=("lexical", "dense", "hybrid"), model: s
         for folder in folders:
             collection = load_collection(folder, documents)
             slug = re.sub(r"\W+", "-", f"{collection.name}-{model}-{encoder}")
-            with Index.open_or_create(Path(cache or tmp) / slug, model=model, encoder=encoder, precision=precision) as index:
+            with Index.open_or_create(Path(cache or tmp) / slug, model=model, encoder=encoder, precision=precision,
+                                      backend=backend) as index:
                 if index.stats()["documents"] != len(collection.documents):
                     index_collection(index, collection, progress=progress)
                 for mode in modes:

@@ -17,6 +17,7 @@ import numpy as np
 
 from .encoders import Encoder, load_encoder
 from .enrich import Enricher, make_enricher
+from .exported import check_backend, sustained_backend
 from .errors import IndexCorrupt, IndexNotFound, ModelMismatch, SearchError
 from .filters import Condition, parse_filters
 from .models import DEFAULT_MODEL, resolve_model
@@ -66,13 +67,14 @@ class Index:
     """
 
     def __init__(self, path: Path, store: Store, vectors: VectorIndex, encoder: Encoder | None = None,
-                 precision: str = "auto"):
+                 precision: str = "auto", backend: str = "auto"):
         self.path = Path(path)
         self.store = store
         self.vectors = vectors
         self.meta = store.meta()
         self._encoder = encoder
-        self.precision = precision  # of the encoder's weights, when it loads
+        self.precision = precision  # of the encoder's torch weights, when it loads
+        self.backend = check_backend(backend)  # what runs the query encoder (exported.BACKENDS)
         self.writer = IndexWriter(self)
 
     # --- opening -----------------------------------------------------------------------------
@@ -81,7 +83,7 @@ class Index:
     def create(
         cls, path: str | os.PathLike | None = None, model: str = DEFAULT_MODEL,
         encoder: str = "sentence-transformers", max_tokens: int | None = None, overlap: int = 32,
-        precision: str = "auto",
+        precision: str = "auto", backend: str = "auto",
     ) -> "Index":
         """A new, empty index at ``path`` built with ``model``; an existing one is an error."""
         path = Path(path) if path else default_index_path()
@@ -97,15 +99,16 @@ class Index:
         }
         path.mkdir(parents=True, exist_ok=True)
         _create_atomically(path, meta, enc.dimension)
-        index = cls(path, Store(path / DB_NAME), VectorIndex(enc.dimension), enc, precision)
+        index = cls(path, Store(path / DB_NAME), VectorIndex(enc.dimension), precision=precision, backend=backend)
         index.meta = index.store.meta()
         return index
 
     @classmethod
     def open(cls, path: str | os.PathLike | None = None, model: str | None = None, check: bool = True,
-             precision: str = "auto") -> "Index":
-        """Open an existing index. ``model``, when given, must be the one it was built with; its
-        weights run in ``precision`` (see ``precision.PRECISIONS``)."""
+             precision: str = "auto", backend: str = "auto") -> "Index":
+        """Open an existing index. ``model``, when given, must be the one it was built with; it
+        runs on ``backend`` (``exported.BACKENDS``), its torch weights in ``precision``
+        (``precision.PRECISIONS``)."""
         path = Path(path) if path else default_index_path()
         if not (path / DB_NAME).exists():
             raise IndexNotFound(f"No index at {path}. Create one with `search index PATHS` (or Index.create).")
@@ -118,7 +121,7 @@ class Index:
                 f"The index at {path} was built with {meta['model']!r}; it cannot be searched with {model!r}."
                 " Use the same model, or build a new index (--index) with the other one."
             )
-        index = cls(path, store, VectorIndex(int(meta["dimension"])), precision=precision)
+        index = cls(path, store, VectorIndex(int(meta["dimension"])), precision=precision, backend=backend)
         index.writer.recover_if_idle()
         if not check:  # for repair: whatever can be read, else nothing
             try:
@@ -133,15 +136,15 @@ class Index:
 
     @classmethod
     def open_or_create(cls, path=None, model: str | None = None, encoder: str | None = None, precision: str = "auto",
-                       **options) -> "Index":
+                       backend: str = "auto", **options) -> "Index":
         path = Path(path) if path else default_index_path()
         if (path / DB_NAME).exists():
-            index = cls.open(path, model=model, precision=precision)
+            index = cls.open(path, model=model, precision=precision, backend=backend)
             if encoder and encoder != index.meta["encoder"]:
                 raise ModelMismatch(f"The index at {path} uses the {index.meta['encoder']} encoder, not {encoder}.")
             return index
         return cls.create(path, model=model or DEFAULT_MODEL, encoder=encoder or "sentence-transformers",
-                          precision=precision, **options)
+                          precision=precision, backend=backend, **options)
 
     def close(self) -> None:
         self.store.close()
@@ -204,9 +207,19 @@ class Index:
 
     @property
     def encoder(self) -> Encoder:
+        """The encoder of passages, for bulk work (``exported.sustained_backend``)."""
         if self._encoder is None:
-            self._encoder = load_encoder(self.meta["model"], self.meta["encoder"], precision=self.precision)
+            self._encoder = load_encoder(self.meta["model"], self.meta["encoder"], precision=self.precision,
+                                         backend=sustained_backend(self.backend, self.precision))
         return self._encoder
+
+    @cached_property
+    def query_encoder(self) -> Encoder:
+        """The encoder of queries: ONNX Runtime unless the backend says torch, so that a query
+        needs no torch import (``exported``)."""
+        if sustained_backend(self.backend, self.precision) == self.backend:
+            return self.encoder
+        return load_encoder(self.meta["model"], self.meta["encoder"], precision=self.precision, backend=self.backend)
 
     @cached_property
     def enrichers(self) -> list[Enricher]:
@@ -251,7 +264,7 @@ class Index:
     # --- reading ----------------------------------------------------------------------------
 
     def embed(self, text: str) -> np.ndarray:
-        return self.encoder.encode([text], prompt="query")[0]
+        return self.query_encoder.encode([text], prompt="query")[0]
 
     def retriever(self, **options) -> Retriever:
         return Retriever(self.store, self.vectors, self.embed, **options)

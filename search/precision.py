@@ -10,7 +10,16 @@ PRECISIONS = ("auto", "float32", "bfloat16", "int8")
 
 def native_bfloat16() -> bool:
     """Whether this CPU has bfloat16 matrix instructions (AVX512-BF16 or AMX). There bfloat16 weights
-    run about twice as fast as float32 (docs/results.md); elsewhere bfloat16 is emulated and slower."""
+    run about twice as fast as float32 (docs/results.md); elsewhere bfloat16 is emulated and slower.
+    Read from /proc/cpuinfo where there is one (no torch import: the query path does without it)."""
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool(flags & {"avx512_bf16", "amx_bf16"})
+    except OSError:
+        pass
     import torch
 
     try:

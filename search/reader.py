@@ -18,6 +18,7 @@ from typing import Sequence
 
 import numpy as np
 
+from .exported import Session, check_backend, export, fast_tokenizer, have_onnxruntime, onnx_file
 from .runner import ModelRunner
 
 #: The reader this project trains and ships (see its finetuned.json for data, recipe and metrics).
@@ -71,6 +72,32 @@ class Calibration:
         return 1 / (1 + math.exp(-(self.scale * margin + self.bias)))
 
 
+class Windows(dict):
+    """``tokenizers`` encodings of (question, passage) pairs, with their overflowing windows, in
+    the shape the transformers tokenizer gives them (what ``Reader.spans`` reads)."""
+
+    def __init__(self, encodings):
+        windows, samples = [], []
+        for sample, encoding in enumerate(encodings):
+            for window in [encoding, *encoding.overflowing]:
+                windows.append(window)
+                samples.append(sample)
+        super().__init__(
+            input_ids=[w.ids for w in windows], attention_mask=[w.attention_mask for w in windows],
+            token_type_ids=[w.type_ids for w in windows], offset_mapping=[w.offsets for w in windows],
+            overflow_to_sample_mapping=samples,
+        )
+        self.windows = windows
+
+    def sequence_ids(self, window: int) -> list[int | None]:
+        return self.windows[window].sequence_ids
+
+
+def _padded(row: Sequence[int], length: int) -> list[int]:
+    """``row`` cut or padded with zeros to ``length``."""
+    return list(row[:length]) + [0] * (length - len(row))
+
+
 def length_batches(lengths: Sequence[int], size: int, waste: float = 0.1) -> list[list[int]]:
     """Indices of ``lengths`` in batches of at most ``size``, longest first, each closed before its
     padding would exceed ``waste`` of its tokens: on a CPU a padding token costs as much as a word
@@ -100,10 +127,12 @@ class Reader(ModelRunner):
     train_hint = "search train reader --data train-v1.1.json --output DIR"
 
     def __init__(self, model: str | None = None, max_length: int = 256, stride: int = 96, max_answer_tokens: int = 30,
-                 top_n: int = 20, batch_size: int = 16, precision: str = "auto"):
+                 top_n: int = 20, batch_size: int = 16, precision: str = "auto", backend: str = "auto"):
         super().__init__(model, precision)
         self.max_length, self.stride = max_length, stride
         self.max_answer_tokens, self.top_n, self.batch_size = max_answer_tokens, top_n, batch_size
+        self.backend = check_backend(backend)
+        self.torch_precision_asked = precision in ("bfloat16", "int8")  # ONNX runs float32
 
     @classmethod
     def default_model(cls) -> Path:
@@ -112,8 +141,35 @@ class Reader(ModelRunner):
     @classmethod
     def from_model(cls, model, tokenizer, **options):
         runner = super().from_model(model, tokenizer, **options)
-        runner.__dict__["calibration"] = None  # a model in training: no calibration yet
+        runner.__dict__.update(calibration=None, session=None)  # a model in training: torch, no calibration yet
         return runner
+
+    @cached_property
+    def session(self) -> Session | None:
+        """The ONNX Runtime session the reader runs on (exported at first use), or None for torch."""
+        if self.backend == "torch" or (self.backend == "auto" and (
+                self.torch_precision_asked or not have_onnxruntime() or not fast_tokenizer(self.path))):
+            return None
+        path = onnx_file(self.path, "reader")
+        if not path.exists():
+            from .finetuned import load_finetuned
+            import transformers
+
+            try:
+                export(load_finetuned(self.path, transformers.AutoModelForQuestionAnswering), self.path, "reader",
+                       ["start_logits", "end_logits"], name="reader")
+            except Exception:
+                if self.backend == "onnx":
+                    raise
+                return None  # auto: torch it is
+        return Session(path)
+
+    @cached_property
+    def _fast_tokenizer(self):
+        tokenizer = fast_tokenizer(self.path)
+        tokenizer.enable_truncation(self.max_length, stride=self.stride, strategy="only_second")
+        tokenizer.no_padding()
+        return tokenizer
 
     @cached_property
     def calibration(self) -> Calibration | None:
@@ -128,27 +184,37 @@ class Reader(ModelRunner):
         return threshold
 
     def _windows(self, question: str, passages: Sequence[str]):
-        return self.tokenizer(
-            [question] * len(passages), list(passages), truncation="only_second", max_length=self.max_length,
-            stride=self.stride, return_overflowing_tokens=True, return_offsets_mapping=True, padding="longest",
-        )
+        """The (question, passage) windows, as the transformers tokenizer gives them: ``input_ids``,
+        ``attention_mask``, ``token_type_ids``, ``offset_mapping``, ``overflow_to_sample_mapping``
+        and ``sequence_ids(w)`` (through ``tokenizers`` alone on ONNX Runtime)."""
+        if self.session is None:
+            return self.tokenizer(
+                [question] * len(passages), list(passages), truncation="only_second", max_length=self.max_length,
+                stride=self.stride, return_overflowing_tokens=True, return_offsets_mapping=True, padding="longest",
+            )
+        return Windows(self._fast_tokenizer.encode_batch([(question, p) for p in passages]))
 
     def _logits(self, encoded) -> tuple[np.ndarray, np.ndarray]:
         """Start and end logits of every window; padding positions get -1e4."""
-        import torch
-
         names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in encoded]
         lengths = [sum(mask) for mask in encoded["attention_mask"]]
-        shape = (len(lengths), len(encoded["input_ids"][0]))
+        shape = (len(lengths), max(len(ids) for ids in encoded["input_ids"]))
         starts, ends = np.full(shape, -1e4, dtype=np.float32), np.full(shape, -1e4, dtype=np.float32)
         for batch in length_batches(lengths, self.batch_size):
             longest = lengths[batch[0]]
-            inputs = {n: torch.tensor([encoded[n][w][:longest] for w in batch]) for n in names}
-            with torch.inference_mode():
-                out = self.model(**inputs)
-            starts[batch, :longest] = out.start_logits.float().cpu().numpy()
-            ends[batch, :longest] = out.end_logits.float().cpu().numpy()
+            inputs = {n: np.array([_padded(encoded[n][w], longest) for w in batch], dtype=np.int64) for n in names}
+            starts[batch, :longest], ends[batch, :longest] = self._forward(inputs)
         return starts, ends
+
+    def _forward(self, inputs: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        if self.session is not None:
+            start, end = self.session.run(inputs)
+            return start, end
+        import torch
+
+        with torch.inference_mode():
+            out = self.model(**{n: torch.from_numpy(v) for n, v in inputs.items()})
+        return out.start_logits.float().cpu().numpy(), out.end_logits.float().cpu().numpy()
 
     def spans(self, question: str, passages: Sequence[str],
               passage_bias: Sequence[float] | None = None) -> tuple[list[tuple[float, int, int, int]], float]:

@@ -27,6 +27,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
 from .errors import IndexCorrupt, IndexNotFound, ModelNotFound, SearchError
+from .exported import set_threads, sustained_backend
 from .filters import from_options
 from .index import DB_NAME, Index, default_index_path
 from .terms import highlight_spans
@@ -55,16 +56,16 @@ class ServedIndex:
     """The index a server reads: opened on first need, reopened when its database file is
     replaced, every call on one worker thread."""
 
-    def __init__(self, path=None, reader: str | None = None, precision: str = "auto", threads: int | None = None):
-        """``threads``: how many threads the models use for one request (torch's intra-op threads;
-        None leaves torch's default, one per core)."""
+    def __init__(self, path=None, reader: str | None = None, precision: str = "auto", backend: str = "auto",
+                 threads: int | None = None):
+        """``threads``: how many threads the models use for one request (None: the runtime's
+        default, one per core)."""
         if threads:
-            import torch
-
-            torch.set_num_threads(threads)
+            set_threads(threads)
         self.path = Path(path) if path else default_index_path()
         self.reader_model = reader
         self.precision = precision
+        self.backend = sustained_backend(backend, precision)  # a server starts once: the fastest when warm
         self._index: Index | None = None
         self._inode: int | None = None
         self._reader = None
@@ -91,7 +92,7 @@ class ServedIndex:
         if self._index is None or inode != self._inode:
             self._drop()
             try:
-                self._index = Index.open(self.path, precision=self.precision)
+                self._index = Index.open(self.path, precision=self.precision, backend=self.backend)
             except (IndexNotFound, IndexCorrupt) as exc:
                 raise Unavailable(str(exc)) from exc
             self._inode = inode
@@ -109,7 +110,7 @@ class ServedIndex:
         if self._reader is None:
             from .reader import Reader
 
-            self._reader = Reader(self.reader_model, precision=self.precision)
+            self._reader = Reader(self.reader_model, precision=self.precision, backend=self.backend)
         return self._reader
 
     def warm(self) -> None:

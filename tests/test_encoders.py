@@ -100,6 +100,23 @@ def test_minilm_runs_without_importing_sentence_transformers(minilm):
     assert similar > vectors[1] @ vectors[0]
 
 
+@pytest.mark.parametrize("kind", ["sentence-transformers", "mean-pooling"])
+def test_the_onnx_encoder_gives_torchs_vectors_on_padded_batches(tiny_model, kind):
+    """Mixed lengths in one batch: an export that traced the example's mask shape fails here."""
+    texts = TEXTS + ["x", "two words", "short " * 30]
+    exact = load_encoder(tiny_model, kind, precision="float32", backend="torch").encode(texts, batch_size=6)
+    onnx = load_encoder(tiny_model, kind, backend="onnx")
+    assert onnx.session is not None
+    cosines = np.sum(exact * onnx.encode(texts, batch_size=6), axis=1)
+    assert cosines.min() >= 0.9999
+
+
+def test_a_precision_only_torch_has_means_torch(tiny_model):
+    assert load_encoder(tiny_model, precision="bfloat16").session is None
+    assert load_encoder(tiny_model, backend="torch").session is None
+    assert load_encoder(tiny_model, precision="float32").session is not None  # auto
+
+
 def test_encoding_reports_each_batch_and_batches_do_not_change_the_vectors(tiny_model):
     encoder = SentenceTransformerEncoder(tiny_model, precision="float32")
     texts = [f"text number {i} " * (i % 7 + 1) for i in range(70)]

@@ -98,7 +98,7 @@ def test_windows_of_similar_length_run_together_with_little_padding():
 def test_logits_of_length_batches_equal_those_of_one_padded_batch(tiny_qa):
     import torch
 
-    reader = Reader(tiny_qa, precision="float32", max_length=64, stride=16)
+    reader = Reader(tiny_qa, precision="float32", backend="torch", max_length=64, stride=16)
     passages = ["A short one.", "A much longer passage about cats and dogs that goes on for a while, and on.", "Mid length text here."]
     encoded = reader._windows("what about cats?", passages)
     starts, ends = reader._logits(encoded)
@@ -110,6 +110,27 @@ def test_logits_of_length_batches_equal_those_of_one_padded_batch(tiny_qa):
         assert np.allclose(starts[w][:n], padded.start_logits[w][:n].numpy(), atol=1e-5)
         assert np.allclose(ends[w][:n], padded.end_logits[w][:n].numpy(), atol=1e-5)
         assert (starts[w][n:] == -1e4).all()
+
+
+def test_the_onnx_reader_reads_the_windows_and_logits_of_torch(tiny_qa):
+    """tokenizers alone gives the transformers tokenizer's windows; the exported model, torch's logits."""
+    on_torch = Reader(tiny_qa, precision="float32", backend="torch", max_length=64, stride=16)
+    on_onnx = Reader(tiny_qa, backend="onnx", max_length=64, stride=16)
+    question = "what about cats?"
+    passages = ["A short one.", "cats and dogs " * 40, "Mid length text here, with a comma."]
+    want, got = on_torch._windows(question, passages), on_onnx._windows(question, passages)
+    mapping = got["overflow_to_sample_mapping"]
+    assert mapping == list(want["overflow_to_sample_mapping"]) and mapping.count(1) > 2  # the long one overflows
+    for w, mask in enumerate(want["attention_mask"]):
+        n = sum(mask)
+        for key in ("input_ids", "token_type_ids", "offset_mapping"):
+            assert [tuple(x) if key == "offset_mapping" else x for x in want[key][w][:n]] == list(got[key][w]), key
+        assert want.sequence_ids(w)[:n] == got.sequence_ids(w)
+    (start_t, end_t), (start_o, end_o) = on_torch._logits(want), on_onnx._logits(got)
+    np.testing.assert_allclose(start_o, start_t[:, : start_o.shape[1]], atol=1e-4)
+    np.testing.assert_allclose(end_o, end_t[:, : end_o.shape[1]], atol=1e-4)
+    spans = lambda reader: [(a.passage, a.start, a.end, round(a.score, 4)) for a in reader.read(question, passages, threshold=None)]  # noqa: E731
+    assert spans(on_onnx) == spans(on_torch)
 
 
 def test_sentence_around():

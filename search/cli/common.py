@@ -12,10 +12,11 @@ import click
 
 from ..errors import SearchError
 from ..store import damaged
+from ..exported import BACKENDS
 from ..precision import PRECISIONS
 
 __all__ = [
-    "ENCODER_KINDS", "cli", "echo_table", "filter_options", "index_option", "json_option",
+    "ENCODER_KINDS", "backend_option", "cli", "echo_table", "filter_options", "index_option", "json_option",
     "reader_option", "precision_option", "wait_option", "waiting_writer", "display_path", "echo_json", "handle_errors", "show_progress",
 ]
 
@@ -121,6 +122,12 @@ threshold_option = click.option(
 def reader_option(func):
     return click.option("--reader", "reader_model", help="Reader model folder (default: the shipped reader).")(func)
 
+
+backend_option = click.option(
+    "--backend", type=click.Choice(BACKENDS), default="auto", show_default=True,
+    help="What runs the models on the query path: onnx (ONNX Runtime: starts in a fraction of a second;"
+         " the models are exported at first use) or torch; auto is ONNX unless --precision names a precision"
+         " only torch has.")
 
 precision_option = click.option(
     "--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True,

@@ -14,6 +14,7 @@ from .common import (
     echo_table,
     handle_errors,
     json_option,
+    backend_option,
     precision_option,
     reader_option,
     show_progress,
@@ -38,16 +39,17 @@ def eval_group():
               help="SQuAD-format collections: take the paragraphs from this parallel file, e.g. xquad.ru.json"
                    " for English questions against Russian paragraphs.")
 @precision_option
+@backend_option
 @json_option
 @handle_errors
-def eval_retrieval(collections, modes, model, encoder, cache, documents, precision, as_json):
+def eval_retrieval(collections, modes, model, encoder, cache, documents, precision, backend, as_json):
     """nDCG@10, Recall@1/@100 and MAP on test collections: SMART, TREC or BEIR folders, or SQuAD-format
     files (each question's paragraph is its one relevant document)."""
     from ..evaluation import evaluate_collections
 
     modes = modes or ("lexical", "dense", "hybrid")
     rows = evaluate_collections(collections, modes, model, encoder, cache, precision, progress=show_progress(as_json),
-                                documents=documents)
+                                documents=documents, backend=backend)
     if as_json:
         echo_json(rows)
         return
@@ -76,9 +78,10 @@ def eval_retrieval(collections, modes, model, encoder, cache, documents, precisi
 @reader_option
 @threshold_option
 @precision_option
+@backend_option
 @json_option
 @handle_errors
-def eval_qa(data, modes, corpus, limit, start, k, cache, reader_model, threshold, precision, as_json):
+def eval_qa(data, modes, corpus, limit, start, k, cache, reader_model, threshold, precision, backend, as_json):
     """Exact match and F1 (official SQuAD normalisation) of the reader; with unanswerable questions
     (SQuAD 2.0) also HasAns F1 and NoAns accuracy; through retrieval, the F1 of the best of 3
     answers, retrieval hit@3 and the precision of the answered questions."""
@@ -86,7 +89,7 @@ def eval_qa(data, modes, corpus, limit, start, k, cache, reader_model, threshold
     from ..reader import Reader
 
     modes = modes or (("corpus",) if corpus else ("reader",))
-    rows = evaluate_qa(data, Reader(reader_model, precision=precision), modes, limit=limit, k=k,
+    rows = evaluate_qa(data, Reader(reader_model, precision=precision, backend=backend), modes, limit=limit, k=k,
                        progress=show_progress(as_json), index_folder=cache, start=start, corpus=corpus,
                        threshold=threshold)
     if as_json:

@@ -7,6 +7,7 @@ import re
 import click
 
 from .common import (
+    backend_option,
     cli,
     display_path,
     echo_json,
@@ -53,14 +54,15 @@ def heading(title: str, section: str) -> str:
 @mode_option
 @filter_options
 @click.option("--per-doc", is_flag=True, help="Only the best passage of each document.")
+@backend_option
 @json_option
 @handle_errors
-def query(text, index_path, k, mode, per_doc, as_json, **filters):
+def query(text, index_path, k, mode, per_doc, backend, as_json, **filters):
     """Search the index for TEXT."""
     from ..filters import from_options
     from ..index import Index
 
-    with Index.open(index_path) as idx:
+    with Index.open(index_path, backend=backend) as idx:
         hits = idx.search(text, k=k, mode=mode, filters=from_options(**filters), per_doc=per_doc)
     if as_json:
         echo_json([h.to_dict() for h in hits])
@@ -87,17 +89,18 @@ def echo_hits(hits, query: str) -> None:
 @threshold_option
 @reader_option
 @precision_option
+@backend_option
 @json_option
 @handle_errors
-def ask(question, index_path, k, answers, mode, threshold, reader_model, precision, as_json, **filters):
+def ask(question, index_path, k, answers, mode, threshold, reader_model, precision, backend, as_json, **filters):
     """Answer QUESTION with a span from the indexed documents."""
     from ..filters import from_options
     from ..index import Index
     from ..reader import Reader
 
     conditions = from_options(**filters)
-    with Index.open(index_path) as idx:
-        found = idx.ask(question, k=k, answers=answers, reader=Reader(reader_model, precision=precision),
+    with Index.open(index_path, precision=precision, backend=backend) as idx:
+        found = idx.ask(question, k=k, answers=answers, reader=Reader(reader_model, precision=precision, backend=backend),
                         threshold=threshold, mode=mode, filters=conditions)
         closest = [] if found or as_json else idx.search(question, k=3, mode=mode, filters=conditions)
     if as_json:

@@ -1,0 +1,200 @@
+"""Models exported to ONNX and run by ONNX Runtime: queries and answers without importing torch.
+
+Importing torch and transformers costs a shell command seconds before it does anything; ONNX
+Runtime and ``tokenizers`` start in a fraction of one. A model folder's ONNX file is made once, from
+the torch model (``export``, through torch's own exporter), into the user's cache, named after the
+folder and its files; it is checked against torch on a padded batch of mixed lengths before it is
+used (an export that traces the example's attention-mask shape gives wrong vectors on any other).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+from functools import cached_property
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+#: Bumped when the exported graph or its inputs change: older files are no longer found.
+FORMAT = 1
+#: How a model runs: ONNX Runtime, torch, or ONNX when its file exists (else torch, exporting it).
+BACKENDS = ("auto", "onnx", "torch")
+INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+#: Largest difference from torch an exported model may show on the check's padded batch.
+TOLERANCE = 1e-3
+
+
+#: Threads of each model call (None: the runtime's default, one per core); see ``set_threads``.
+threads: int | None = None
+
+
+def set_threads(count: int) -> None:
+    """Threads for each model call from now on: ONNX Runtime sessions opened later, and torch
+    (now if it is loaded, else when it loads, through OMP_NUM_THREADS)."""
+    global threads
+    threads = count
+    os.environ["OMP_NUM_THREADS"] = str(count)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(count)
+
+
+def sustained_backend(backend: str, precision: str) -> str:
+    """The backend for work where start-up does not count (indexing, a server): under ``auto``,
+    torch where its precision resolves to bfloat16 (on CPUs with bfloat16 instructions it reads
+    and encodes about 1.5-2 times as fast as float32 on ONNX Runtime, docs/speed.md), else ``backend``."""
+    from .precision import resolve_precision
+
+    return "torch" if backend == "auto" and resolve_precision(precision) == "bfloat16" else backend
+
+
+def cache_home() -> Path:
+    """``$XDG_CACHE_HOME/search/onnx`` (``~/.cache/search/onnx``)."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "search" / "onnx"
+
+
+def onnx_file(folder: str | os.PathLike, task: str) -> Path:
+    """Where the ONNX file of ``folder``'s model for ``task`` lives: named after the folder and
+    the size and time of each of its files, so a changed folder gets a new file."""
+    folder = Path(folder).resolve()
+    digest = hashlib.sha256(f"{folder}|{task}|{FORMAT}".encode())
+    for path in sorted(folder.iterdir()):
+        if path.is_file():
+            stat = path.stat()
+            digest.update(f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+    return cache_home() / f"{folder.name}-{task}-{digest.hexdigest()[:16]}.onnx"
+
+
+def check_backend(backend: str) -> str:
+    if backend not in BACKENDS:
+        raise ValueError(f"Unknown backend {backend!r}: use one of {', '.join(BACKENDS)}")
+    return backend
+
+
+def have_onnxruntime() -> bool:
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def export(model, folder: str | os.PathLike, task: str, outputs: Sequence[str], name: str = "") -> Path:
+    """Export a float32 torch ``model`` (a transformers model whose outputs include ``outputs``)
+    to ``onnx_file(folder, task)``, check it and move it into place; returns the path. ``name``
+    is what the one-line notice calls the model."""
+    import logging
+    import warnings
+
+    import torch
+
+    target = onnx_file(folder, task)
+    if target.exists():
+        return target
+    print(f"Exporting the {name or task} to ONNX for a fast start (once, a few seconds)...", file=sys.stderr)
+    names = [n for n in INPUTS if n != "token_type_ids" or getattr(model.config, "type_vocab_size", 0)]
+    wrapped = _wrapped(model.float().eval(), outputs)
+    example = _padded_batch(model.config, lengths=[16, 9])
+    batch, tokens = torch.export.Dim("batch"), torch.export.Dim("tokens", max=model.config.max_position_embeddings)
+    logging.getLogger("torch.onnx").setLevel(logging.ERROR)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(
+            wrapped, tuple(example[n] for n in names), input_names=names, output_names=list(outputs),
+            dynamic_shapes=tuple({0: batch, 1: tokens} for _ in names), dynamo=True, optimize=True, verbose=False,
+        )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f"{target.name}.{os.getpid()}.partial")
+    program.save(str(partial))
+    try:
+        _check(wrapped, partial, names)
+    except Exception:
+        partial.unlink(missing_ok=True)
+        raise
+    os.replace(partial, target)
+    return target
+
+
+def _wrapped(model, outputs: Sequence[str]):
+    """``model`` as the exporter takes it: inputs in order, the named outputs as a tuple."""
+    import torch
+
+    class Wrapped(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.model = model
+
+        def forward(self, input_ids, attention_mask, token_type_ids=None):
+            extra = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
+            out = self.model(input_ids=input_ids, attention_mask=attention_mask, **extra)
+            return tuple(out[o] for o in outputs)
+
+    return Wrapped()
+
+
+def _padded_batch(config, lengths: list[int]) -> dict:
+    """Random token ids, a batch of ``lengths`` padded to the longest (the mask marks the padding)."""
+    import torch
+
+    generator = torch.Generator().manual_seed(0)
+    longest = max(lengths)
+    ids = torch.randint(5, min(config.vocab_size, 1000), (len(lengths), longest), generator=generator)
+    mask = torch.zeros_like(ids)
+    for row, n in enumerate(lengths):
+        mask[row, :n] = 1
+    return {"input_ids": ids * mask, "attention_mask": mask, "token_type_ids": torch.zeros_like(ids)}
+
+
+def _check(wrapped, path: Path, names: list[str]) -> None:
+    """The exported file against torch on another padded batch than the export's example."""
+    import torch
+
+    batch = _padded_batch(wrapped.model.config, lengths=[37, 20, 5, 1])
+    with torch.inference_mode():
+        expected = wrapped(*(batch[n] for n in names))
+    got = Session(path).run({n: batch[n].numpy() for n in names})
+    mask = batch["attention_mask"].numpy().astype(bool)
+    for want, have in zip(expected, got):
+        want = want.float().numpy()
+        difference = np.abs(want[mask] - have[mask]).max()
+        if not difference <= TOLERANCE:
+            raise RuntimeError(f"The ONNX export of {path.name} differs from torch by {difference:.2g}: not used.")
+
+
+class Session:
+    """An ONNX Runtime session on one file: ``run(inputs)`` returns the outputs as arrays."""
+
+    def __init__(self, path: str | os.PathLike, threads: int | None = None):
+        self.path = Path(path)
+        self.threads = threads or globals()["threads"]
+
+    @cached_property
+    def session(self):
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        options.log_severity_level = 3
+        if self.threads:
+            options.intra_op_num_threads = self.threads
+        return onnxruntime.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+
+    @cached_property
+    def input_names(self) -> list[str]:
+        return [i.name for i in self.session.get_inputs()]
+
+    def run(self, inputs: dict) -> list[np.ndarray]:
+        feed = {n: np.asarray(inputs[n], dtype=np.int64) for n in self.input_names}
+        return self.session.run(None, feed)
+
+
+def fast_tokenizer(folder: str | os.PathLike):
+    """The folder's ``tokenizer.json`` as a ``tokenizers.Tokenizer`` (no transformers import), or
+    None when it has none."""
+    path = Path(folder) / "tokenizer.json"
+    if not path.is_file():
+        return None
+    from tokenizers import Tokenizer
+
+    return Tokenizer.from_file(str(path))
