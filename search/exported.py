@@ -93,7 +93,8 @@ def export(model, folder: str | os.PathLike, task: str, outputs: Sequence[str], 
     target = onnx_file(folder, task)
     if target.exists():
         return target
-    print(f"Exporting the {name or task} to ONNX for a fast start (once, a few seconds)...", file=sys.stderr)
+    if sys.stderr.isatty():  # scripts get no notice, as they get no progress bar
+        print(f"Exporting the {name or task} to ONNX for a fast start (once, a few seconds)...", file=sys.stderr)
     names = [n for n in INPUTS if n != "token_type_ids" or getattr(model.config, "type_vocab_size", 0)]
     wrapped = _wrapped(model.float().eval(), outputs)
     example = _padded_batch(model.config, lengths=[16, 9])

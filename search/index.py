@@ -263,6 +263,10 @@ class Index:
 
     # --- reading ----------------------------------------------------------------------------
 
+    def prepare_queries(self) -> None:
+        """Make what a fast first query needs (the query encoder's ONNX file, ``exported``) now."""
+        getattr(self.query_encoder, "session", None)
+
     def embed(self, text: str) -> np.ndarray:
         return self.query_encoder.encode([text], prompt="query")[0]
 

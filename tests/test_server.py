@@ -9,6 +9,7 @@ import sys
 import pytest
 from fastapi.testclient import TestClient
 
+from search.exported import sustained_backend
 from search.index import Index
 from search.server import MAX_QUERY_CHARS, ServedIndex, create_app
 
@@ -35,7 +36,7 @@ def test_search_gives_what_the_python_api_gives_with_the_query_words_marked(clie
     got = client.get("/search", params={"q": "cat mat", "k": 3})
     assert got.status_code == 200
     hits = got.json()
-    with Index.open(index_path) as idx:
+    with Index.open(index_path, backend=sustained_backend("auto", "auto")) as idx:  # what the server runs
         expected = [h.to_dict() for h in idx.search("cat mat", k=3)]
     assert [h["passage_id"] for h in hits] == [e["passage_id"] for e in expected]
     assert {k: v for k, v in hits[0].items() if k != "highlights"} == json.loads(json.dumps(expected[0]))

@@ -82,6 +82,8 @@ def index(paths, index_path, model, encoder, include, exclude, text_field, id_fi
             click.secho(f"\nInterrupted. The index keeps what was committed ({documents}{partly});"
                         " run the same command again to continue where it stopped.", fg="yellow", err=True)
             sys.exit(130)
+        if report.passages:  # torch is loaded: export the query encoder now rather than at the first query
+            idx.prepare_queries()
         stats = idx.stats()
     if as_json:
         echo_json({**report.to_dict(), "index": stats})
