@@ -15,7 +15,7 @@ from typing import Callable, Protocol, Sequence
 
 import numpy as np
 
-from .exported import Session, check_backend, export, fast_tokenizer, have_onnxruntime, onnx_file
+from .exported import Session, check_backend, fast_tokenizer, open_session
 from .models import DEFAULT_MODEL, quiet_transformers, resolve_model
 from .precision import resolve_precision, to_precision
 
@@ -72,6 +72,11 @@ class _Base:
         return AutoTokenizer.from_pretrained(self.path)
 
     @cached_property
+    def _plain_tokenizer(self):
+        """tokenizer.json as a ``tokenizers.Tokenizer`` (None without one), before any settings."""
+        return fast_tokenizer(self.path) if Path(self.path).is_dir() else None
+
+    @cached_property
     def prompts(self) -> dict[str, str]:
         """The prefix of each role of text, as sentence-transformers folders declare them."""
         return dict(_json_or_empty(Path(self.path) / "config_sentence_transformers.json").get("prompts") or {})
@@ -84,7 +89,7 @@ class _Base:
     def max_tokens(self) -> int:
         """Tokens per text, special tokens included, less the longest prompt's (read from the
         folder's files when it has a tokenizer.json: no transformers import)."""
-        fast = fast_tokenizer(self.path)
+        fast = self._plain_tokenizer
         if fast is None:
             limit = getattr(self.tokenizer, "model_max_length", None)
             count = lambda p: len(self.tokenizer(p, add_special_tokens=False)["input_ids"])  # noqa: E731
@@ -154,26 +159,20 @@ class MeanPoolingEncoder(_Base):
             if self.backend == "onnx":
                 raise ValueError(f"{self.model_name} cannot run on ONNX Runtime: it is not a mean-pooling model on the CPU")
             return None
-        if self.backend == "auto" and (self.torch_precision_asked or not Path(self.path).is_dir()
-                                       or not (have_onnxruntime() and fast_tokenizer(self.path))):
-            return None
-        path = onnx_file(self.path, "encoder")
-        if not path.exists():
+
+        def float32_model():
             from transformers import AutoModel
 
             quiet_transformers()
-            try:
-                export(AutoModel.from_pretrained(self.path), self.path, "encoder", ["last_hidden_state"],
-                       name=f"encoder {self.model_name}")
-            except Exception:
-                if self.backend == "onnx":
-                    raise
-                return None  # auto: torch it is
-        return Session(path)
+            return AutoModel.from_pretrained(self.path)
+
+        return open_session(self.path, "encoder", self.backend, self.torch_precision_asked, float32_model,
+                            ["last_hidden_state"], name=f"encoder {self.model_name}")
 
     @cached_property
     def _fast_tokenizer(self):
-        tokenizer = fast_tokenizer(self.path)
+        """The folder's tokenizer.json through ``tokenizers`` alone, cutting at ``max_tokens``."""
+        tokenizer = self._plain_tokenizer
         tokenizer.enable_truncation(self.max_tokens)
         tokenizer.no_padding()
         return tokenizer

@@ -14,7 +14,7 @@ import os
 import sys
 from functools import cached_property
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -75,7 +75,7 @@ def check_backend(backend: str) -> str:
 
 def have_onnxruntime() -> bool:
     try:
-        import onnxruntime  # noqa: F401
+        import onnxruntime  # noqa: F401  (importable: that is the question)
     except ImportError:
         return False
     return True
@@ -162,6 +162,27 @@ def _check(wrapped, path: Path, names: list[str]) -> None:
         difference = np.abs(want[mask] - have[mask]).max()
         if not difference <= TOLERANCE:
             raise RuntimeError(f"The ONNX export of {path.name} differs from torch by {difference:.2g}: not used.")
+
+
+def open_session(folder: str, task: str, backend: str, torch_precision_asked: bool, load_model: Callable,
+                 outputs: Sequence[str], name: str = "") -> "Session | None":
+    """The session ``backend`` calls for, exporting ``load_model()`` when the file is missing; None
+    for torch. Under ``auto`` also None where ONNX cannot serve: a precision only torch has was
+    asked for, onnxruntime or the folder's tokenizer.json is missing, or the export failed."""
+    if backend == "torch":
+        return None
+    if backend == "auto" and (torch_precision_asked or not (Path(folder) / "tokenizer.json").is_file()
+                              or not have_onnxruntime()):
+        return None
+    path = onnx_file(folder, task)
+    if not path.exists():
+        try:
+            export(load_model(), folder, task, outputs, name)
+        except Exception:
+            if backend == "onnx":
+                raise
+            return None  # auto: torch it is
+    return Session(path)
 
 
 class Session:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import sys
 import time
 
-from tqdm.auto import tqdm
 
 #: Seconds between progress lines when standard error is not a terminal.
 LINE_SECONDS = 5.0
@@ -66,6 +65,8 @@ def progress_bar(iterable=None, *, total: int | None = None, desc: str = "", uni
                  initial: int = 0, interval: float | None = None):
     """A progress bar on a terminal, progress lines elsewhere (every ``interval`` seconds, default
     ``LINE_SECONDS``), or nothing when not ``enabled``."""
+    from tqdm.auto import tqdm  # here: importing tqdm costs a cold query 0.1 s
+
     if not enabled:
         return tqdm(iterable, total=total, disable=True)
     if sys.stderr.isatty():

@@ -18,7 +18,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .exported import Session, check_backend, export, fast_tokenizer, have_onnxruntime, onnx_file
+from .exported import Session, check_backend, fast_tokenizer, open_session
 from .runner import ModelRunner
 
 #: The reader this project trains and ships (see its finetuned.json for data, recipe and metrics).
@@ -147,22 +147,16 @@ class Reader(ModelRunner):
     @cached_property
     def session(self) -> Session | None:
         """The ONNX Runtime session the reader runs on (exported at first use), or None for torch."""
-        if self.backend == "torch" or (self.backend == "auto" and (
-                self.torch_precision_asked or not have_onnxruntime() or not fast_tokenizer(self.path))):
-            return None
-        path = onnx_file(self.path, "reader")
-        if not path.exists():
-            from .finetuned import load_finetuned
+
+        def float32_model():
             import transformers
 
-            try:
-                export(load_finetuned(self.path, transformers.AutoModelForQuestionAnswering), self.path, "reader",
-                       ["start_logits", "end_logits"], name="reader")
-            except Exception:
-                if self.backend == "onnx":
-                    raise
-                return None  # auto: torch it is
-        return Session(path)
+            from .finetuned import load_finetuned
+
+            return load_finetuned(self.path, transformers.AutoModelForQuestionAnswering)
+
+        return open_session(self.path, "reader", self.backend, self.torch_precision_asked, float32_model,
+                            ["start_logits", "end_logits"], name="reader")
 
     @cached_property
     def _fast_tokenizer(self):
