@@ -324,7 +324,7 @@ def evaluate_qa(data, reader, modes=("reader",), limit: int | None = None, k: in
                                                            **ask_options)
                 scores = retrieval_qa_scores(examples, found, retrieved)
             rows.append({"mode": mode, **scores, "ms_per_question": 1000 * seconds / max(len(examples), 1),
-                         "dtype": reader.precision})
+                         "dtype": "float32 (onnx)" if reader.session else reader.precision})
     return rows
 
 

@@ -20,7 +20,8 @@ import numpy as np
 
 #: Bumped when the exported graph or its inputs change: older files are no longer found.
 FORMAT = 1
-#: How a model runs: ONNX Runtime, torch, or ONNX when its file exists (else torch, exporting it).
+#: What runs a model: ONNX Runtime, torch, or auto: ONNX Runtime where it can (exporting the model
+#: at first use), else torch (see ``open_session``).
 BACKENDS = ("auto", "onnx", "torch")
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 #: Largest difference from torch an exported model may show on the check's padded batch.
