@@ -71,14 +71,14 @@ class ServedIndex:
         self._reader = None
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="search-index")
 
-    async def run(self, work: Callable, *args):
-        """``work(index, *args)`` on the worker thread."""
-        return await asyncio.get_running_loop().run_in_executor(self._worker, self._call, work, args)
+    async def run(self, work: Callable):
+        """``work(index)`` on the worker thread."""
+        return await asyncio.get_running_loop().run_in_executor(self._worker, self._call, work)
 
-    def _call(self, work: Callable, args: tuple):
+    def _call(self, work: Callable):
         index = self._current()
         try:
-            return work(index, *args)
+            return work(index)
         except (IndexCorrupt, ModelNotFound, sqlite3.DatabaseError) as exc:
             self._drop()
             raise Unavailable(f"The index at {self.path} cannot be read: {exc}") from exc
@@ -115,8 +115,7 @@ class ServedIndex:
 
     def warm(self) -> None:
         """Load the encoder and the reader now rather than at the first request (when the index exists)."""
-        work = lambda index: index.ask("warm up", k=1, reader=self.reader, threshold=None)  # noqa: E731
-        self._worker.submit(self._call, work, ()).result()
+        self._worker.submit(self._call, lambda index: index.ask("warm up", k=1, reader=self.reader, threshold=None)).result()
 
     def close(self) -> None:
         self._worker.submit(self._drop).result()

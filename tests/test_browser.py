@@ -93,14 +93,22 @@ def page(browser, server, tmp_path):
     assert not errors, errors
 
 
-def shoot(page, name: str) -> None:
-    folder = os.environ.get("SEARCH_SCREENSHOTS")
-    if folder:
-        os.makedirs(folder, exist_ok=True)
-        page.screenshot(path=os.path.join(folder, name + ".png"))
+@pytest.fixture(scope="module")
+def screenshots(tmp_path_factory):
+    """Where the screenshots go: $SEARCH_SCREENSHOTS, else a temporary folder."""
+    folder = os.environ.get("SEARCH_SCREENSHOTS") or str(tmp_path_factory.mktemp("screenshots"))
+    os.makedirs(folder, exist_ok=True)
+    return folder
 
 
-def test_a_question_typed_at_the_keyboard_gets_hits_and_an_answer(page):
+def shoot(page, folder: str, name: str) -> None:
+    path = os.path.join(folder, name + ".png")
+    page.screenshot(path=path)
+    with open(path, "rb") as png:
+        assert png.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_question_typed_at_the_keyboard_gets_hits_and_an_answer(page, screenshots):
     page.keyboard.press("/")  # focuses the search box (it has focus already on load; / brings it back)
     page.keyboard.type("Who published BERT?")
     page.keyboard.press("Enter")
@@ -111,19 +119,19 @@ def test_a_question_typed_at_the_keyboard_gets_hits_and_an_answer(page):
     titles = page.locator("#hits .title").all_inner_texts()
     assert titles[0] == "BERT"
     assert page.locator("#hits li").first.locator("mark").first.inner_text().lower() == "bert"
-    shoot(page, "answer")
+    shoot(page, screenshots, "answer")
     # To the first result and into its document, from the keyboard; Escape comes back.
     page.locator("#hits .title").first.focus()
     page.keyboard.press("Enter")
     page.wait_for_selector("#document mark")
     assert "BERT was published in 2018" in page.inner_text("#document mark")
-    shoot(page, "document")
+    shoot(page, screenshots, "document")
     page.keyboard.press("Escape")
     page.wait_for_selector("#hits li")
     assert page.locator("#hits .title").first.inner_text() == "BERT"
 
 
-def test_facets_filter_the_results(page):
+def test_facets_filter_the_results(page, screenshots):
     page.fill("#q", "a place")
     page.keyboard.press("Enter")
     page.wait_for_selector("#hits li")
@@ -141,7 +149,7 @@ def test_facets_filter_the_results(page):
     entity.locator("input").check()
     page.wait_for_function("document.querySelectorAll('#hits li').length === 1")
     assert "Paris" in page.inner_text("#hits li")
-    shoot(page, "filters")
+    shoot(page, screenshots, "filters")
 
 
 def test_a_commit_from_another_process_shows_up_in_the_page(page, server):
