@@ -15,7 +15,7 @@ from typing import Callable, Protocol, Sequence
 
 import numpy as np
 
-from .exported import Session, check_backend, fast_tokenizer, open_session
+from .exported import Session, check_backend, fast_tokenizer, open_session, padded
 from .models import DEFAULT_MODEL, quiet_transformers, resolve_model
 from .precision import resolve_precision, to_precision
 
@@ -182,9 +182,8 @@ class MeanPoolingEncoder(_Base):
         if self.session is not None:
             encodings = self._fast_tokenizer.encode_batch(texts)
             longest = max(len(e.ids) for e in encodings)
-            inputs = {name: np.array([getattr(e, attr) + [0] * (longest - len(e.ids)) for e in encodings])
-                      for name, attr in (("input_ids", "ids"), ("attention_mask", "attention_mask"),
-                                         ("token_type_ids", "type_ids"))}
+            inputs = {name: padded([getattr(e, attr) for e in encodings], longest) for name, attr in
+                      (("input_ids", "ids"), ("attention_mask", "attention_mask"), ("token_type_ids", "type_ids"))}
             return self.session.run(inputs)[0], inputs["attention_mask"]
         import torch
 

@@ -212,6 +212,11 @@ class Session:
         return self.session.run(None, feed)
 
 
+def padded(rows: Sequence[Sequence[int]], length: int) -> np.ndarray:
+    """``rows`` cut or padded with zeros to ``length``, as one int64 matrix."""
+    return np.array([list(row[:length]) + [0] * (length - len(row)) for row in rows], dtype=np.int64)
+
+
 def fast_tokenizer(folder: str | os.PathLike):
     """The folder's ``tokenizer.json`` as a ``tokenizers.Tokenizer`` (no transformers import), or
     None when it has none."""

@@ -18,7 +18,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .exported import Session, check_backend, fast_tokenizer, open_session
+from .exported import Session, check_backend, fast_tokenizer, open_session, padded
 from .runner import ModelRunner
 
 #: The reader this project trains and ships (see its finetuned.json for data, recipe and metrics).
@@ -91,11 +91,6 @@ class Windows(dict):
 
     def sequence_ids(self, window: int) -> list[int | None]:
         return self.windows[window].sequence_ids
-
-
-def _padded(row: Sequence[int], length: int) -> list[int]:
-    """``row`` cut or padded with zeros to ``length``."""
-    return list(row[:length]) + [0] * (length - len(row))
 
 
 def length_batches(lengths: Sequence[int], size: int, waste: float = 0.1) -> list[list[int]]:
@@ -196,7 +191,7 @@ class Reader(ModelRunner):
         starts, ends = np.full(shape, -1e4, dtype=np.float32), np.full(shape, -1e4, dtype=np.float32)
         for batch in length_batches(lengths, self.batch_size):
             longest = lengths[batch[0]]
-            inputs = {n: np.array([_padded(encoded[n][w], longest) for w in batch], dtype=np.int64) for n in names}
+            inputs = {n: padded([encoded[n][w] for w in batch], longest) for n in names}
             starts[batch, :longest], ends[batch, :longest] = self._forward(inputs)
         return starts, ends
 
