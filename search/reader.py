@@ -147,7 +147,9 @@ class Reader(ModelRunner):
             import transformers
 
             from .finetuned import load_finetuned
+            from .models import quiet_transformers
 
+            quiet_transformers()
             return load_finetuned(self.path, transformers.AutoModelForQuestionAnswering)
 
         return open_session(self.path, "reader", self.backend, self.torch_precision_asked, float32_model,
