@@ -209,10 +209,11 @@ def evaluate_retrieval(index, collection: Collection, mode: str = "hybrid", **op
 def evaluate_collections(folders, modes=("lexical", "dense", "hybrid"), model: str | None = None,
                          encoder: str = "sentence-transformers", cache: str | Path | None = None,
                          precision: str = "auto", progress: bool = False, documents: str | Path | None = None,
-                         backend: str = "auto") -> list[dict]:
+                         backend: str = "auto", ann: str = "auto", nprobe: int | None = None) -> list[dict]:
     """One row of scores per collection folder (or SQuAD-format file, see ``squad_collection``) and
     mode. Each collection is indexed with ``model`` in ``cache`` (reused when it holds all the
-    collection's documents), else in a temporary folder."""
+    collection's documents), else in a temporary folder, its vectors in an ``ann`` index searched
+    with ``nprobe`` lists when approximate (``vectors``)."""
     from .index import Index
     from .models import DEFAULT_MODEL
 
@@ -223,11 +224,13 @@ def evaluate_collections(folders, modes=("lexical", "dense", "hybrid"), model: s
             collection = load_collection(folder, documents)
             slug = re.sub(r"\W+", "-", f"{collection.name}-{model}-{encoder}")
             with Index.open_or_create(Path(cache or tmp) / slug, model=model, encoder=encoder, precision=precision,
-                                      backend=backend) as index:
+                                      backend=backend, ann=ann) as index:
                 if index.stats()["documents"] != len(collection.documents):
                     index_collection(index, collection, progress=progress)
+                index.set_ann(ann)
                 for mode in modes:
-                    rows.append({"collection": collection.name, "mode": mode, **evaluate_retrieval(index, collection, mode)})
+                    rows.append({"collection": collection.name, "mode": mode,
+                                 **evaluate_retrieval(index, collection, mode, nprobe=nprobe)})
     return rows
 
 

@@ -20,10 +20,11 @@ from .enrich import Enricher, make_enricher
 from .exported import check_backend, sustained_backend
 from .errors import IndexCorrupt, IndexNotFound, ModelMismatch, SearchError
 from .filters import Condition, parse_filters
+from .lexical import FOLDER, LexicalIndex
 from .models import DEFAULT_MODEL, resolve_model
 from .retrieval import Hit, Retriever
 from .store import Store
-from .vectors import VectorIndex
+from .vectors import VectorIndex, plan
 from .writer import IndexReport, IndexWriter, write_meta
 
 INDEX_ENV = "SEARCH_INDEX"
@@ -75,6 +76,8 @@ class Index:
         self._encoder = encoder
         self.precision = precision  # of the encoder's torch weights, when it loads
         self.backend = check_backend(backend)  # what runs the query encoder (exported.BACKENDS)
+        lexical = LexicalIndex.path(self.path)
+        self.lexical = LexicalIndex(lexical) if lexical.exists() else None  # tantivy, for large indexes
         self.writer = IndexWriter(self)
 
     # --- opening -----------------------------------------------------------------------------
@@ -83,19 +86,24 @@ class Index:
     def create(
         cls, path: str | os.PathLike | None = None, model: str = DEFAULT_MODEL,
         encoder: str = "sentence-transformers", max_tokens: int | None = None, overlap: int = 32,
-        precision: str = "auto", backend: str = "auto",
+        precision: str = "auto", backend: str = "auto", ann: str = "auto",
     ) -> "Index":
-        """A new, empty index at ``path`` built with ``model``; an existing one is an error."""
+        """A new, empty index at ``path`` built with ``model``; an existing one is an error.
+
+        ``ann`` chooses the vector index (``vectors.ANN``): ``auto`` searches exactly up to
+        ``vectors.EXACT_UP_TO`` passages and approximately (IVF) beyond.
+        """
         path = Path(path) if path else default_index_path()
         if (path / DB_NAME).exists():
             raise FileExistsError(f"An index already exists at {path}")
+        plan(0, ann)  # a clear error for an unknown value
         enc = load_encoder(model, encoder, precision=precision)
         window = min(max_tokens or enc.max_tokens, enc.max_tokens)
         local = Path(model).expanduser()  # a local folder is recorded absolute: usable from anywhere
         meta = {
             "model": str(local.resolve()) if local.is_dir() else str(model),
             "encoder": encoder, "dimension": enc.dimension, "normalized": "true",
-            "metric": "cosine", "max_tokens": window, "overlap": overlap, "created": time.time(),
+            "metric": "cosine", "max_tokens": window, "overlap": overlap, "created": time.time(), "ann": ann,
         }
         path.mkdir(parents=True, exist_ok=True)
         _create_atomically(path, meta, enc.dimension)
@@ -136,7 +144,8 @@ class Index:
 
     @classmethod
     def open_or_create(cls, path=None, model: str | None = None, encoder: str | None = None, precision: str = "auto",
-                       backend: str = "auto", **options) -> "Index":
+                       backend: str = "auto", ann: str | None = None, **options) -> "Index":
+        """Open the index at ``path``, or create it (``options`` as for ``create``). ``ann`` is for a new one."""
         path = Path(path) if path else default_index_path()
         if (path / DB_NAME).exists():
             index = cls.open(path, model=model, precision=precision, backend=backend)
@@ -144,9 +153,11 @@ class Index:
                 raise ModelMismatch(f"The index at {path} uses the {index.meta['encoder']} encoder, not {encoder}.")
             return index
         return cls.create(path, model=model or DEFAULT_MODEL, encoder=encoder or "sentence-transformers",
-                          precision=precision, backend=backend, **options)
+                          precision=precision, backend=backend, ann=ann or "auto", **options)
 
     def close(self) -> None:
+        if self.lexical is not None:
+            self.lexical.close()
         self.store.close()
 
     def __enter__(self) -> "Index":
@@ -195,9 +206,7 @@ class Index:
             vectors = VectorIndex.load(self.vectors_path, vectors.dimension)
             if vectors.generation > generation:
                 matrix, ids = self.store.vectors()
-                vectors = VectorIndex(vectors.dimension, generation=generation)
-                vectors.add(ids, matrix)
-                return vectors
+                return VectorIndex.build(vectors.dimension, ids, matrix, self.ann, generation)
         removed, added, matrix = self.store.vector_changes(vectors.generation)
         vectors.remove(removed + added)
         if added:
@@ -230,24 +239,41 @@ class Index:
     def max_tokens(self) -> int:
         return int(self.meta["max_tokens"])
 
+    @property
+    def ann(self) -> str:
+        """The structure of the vector index (``vectors.ANN``); indexes made before it was a choice: auto."""
+        return self.meta.get("ann", "auto")
+
     # --- writing (see writer.IndexWriter) ----------------------------------------------------------
 
-    def add_paths(self, paths, **options) -> IndexReport:
+    def add_paths(self, paths, ray: str | None = None, ray_workers: int | None = None, **options) -> IndexReport:
         """Index files and folders; unchanged files (same content hash) are skipped, changed ones replaced.
 
         Options: ``include``/``exclude`` globs, ``rows`` (``RowOptions`` for .jsonl/.csv), ``prune``
         (drop documents whose files are gone), ``progress``, ``enrich`` (``"ner,sentiment"``...: tasks
-        added to the index for good).
+        added to the index for good). ``ray`` (``"auto"`` or a cluster address) encodes on a pool of
+        ``ray_workers`` Ray workers (default: one per CPU of the cluster; see ``distributed``).
         """
-        return self.writer.add_paths(paths, **options)
+        if ray is None:
+            return self.writer.add_paths(paths, **options)
+        with self.writer.encoding_on_ray(ray, ray_workers):
+            return self.writer.add_paths(paths, **options)
 
-    def add_texts(self, texts, metadata=None, ids=None, progress: bool = False) -> IndexReport:
-        """Index plain strings. ``ids`` name them (default: a hash of the text); a known id with new text is replaced."""
-        return self.writer.add_texts(texts, metadata, ids, progress)
+    def add_texts(self, texts, metadata=None, ids=None, progress: bool = False, vectors=None) -> IndexReport:
+        """Index plain strings. ``ids`` name them (default: a hash of the text); a known id with new text is replaced.
+
+        ``vectors`` (one row per text, the index's dimension) are embeddings you made yourself: each
+        text is then one passage, stored as given (normalized) without running the encoder.
+        """
+        return self.writer.add_texts(texts, metadata, ids, progress, vectors)
 
     def delete(self, targets: Iterable[str]) -> int:
         """Delete documents by path, source file, folder or glob; returns how many were deleted."""
         return self.writer.delete(targets)
+
+    def set_ann(self, ann: str) -> None:
+        """Choose the vector index's structure (``vectors.ANN``) for good; it is rebuilt now if needed."""
+        self.writer.set_ann(ann)
 
     def set_enrichers(self, specs) -> None:
         """Add enrichment tasks (``"ner,sentiment"``, ``classify:FOLDER``...) to this index for good."""
@@ -271,7 +297,10 @@ class Index:
         return self.query_encoder.encode([text], prompt="query")[0]
 
     def retriever(self, **options) -> Retriever:
-        return Retriever(self.store, self.vectors, self.embed, **options)
+        """A Retriever over the state of the read transaction it is called in: the tantivy index
+        joins only when it matches that state (``lexical``)."""
+        current = self.lexical is not None and self.lexical.generation == self.store.generation()
+        return Retriever(self.store, self.vectors, self.embed, lexical_index=self.lexical if current else None, **options)
 
     def search(
         self, query: str, k: int = 10, mode: str = "hybrid", filters: Iterable[Condition | str] | dict = (),
@@ -280,7 +309,7 @@ class Index:
         """The ``k`` best passages for ``query``; with ``per_doc`` only the best passage of each document.
 
         ``filters`` are ``Filter`` objects, ``"field=value"`` strings or a ``{field: value}`` dict.
-        ``options`` go to the Retriever (``fusion``, ``alpha``).
+        ``options`` go to the Retriever (``fusion``, ``alpha``, ``nprobe``).
         """
         if not query.strip():
             raise SearchError("The query is empty: say what to search for.")
@@ -296,7 +325,9 @@ class Index:
         hits: list[Hit] = []
         seen_docs: set[int] = set()
         for r in ranked:
-            row = rows[r.passage_id]
+            row = rows.get(r.passage_id)
+            if row is None:  # from a lexical index a commit ahead of this read
+                continue
             if per_doc:
                 if row["document_id"] in seen_docs:
                     continue
@@ -363,11 +394,15 @@ class Index:
 
     def stats(self) -> dict:
         sizes = {name: (self.path / name).stat().st_size for name in (DB_NAME, VECTORS_NAME) if (self.path / name).exists()}
+        if self.lexical is not None:
+            sizes[FOLDER] = sum(f.stat().st_size for f in self.lexical.folder.iterdir() if f.is_file())
         with self.store.reading():
             self.vectors = self.catch_up(self.vectors)
             counts = self.store.counts()
         return {
             "path": str(self.path), **counts, "vectors": len(self.vectors),
+            "vector_index": self.vectors.describe(), "ann": self.ann,
+            "lexical_index": "tantivy" if self.lexical is not None else "FTS5",
             "model": self.meta["model"], "encoder": self.meta["encoder"], "dimension": int(self.meta["dimension"]),
             "max_tokens": self.max_tokens, "created": float(self.meta["created"]),
             "bytes": sum(sizes.values()), "files_on_disk": sizes,

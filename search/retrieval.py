@@ -13,7 +13,9 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 from .filters import Condition
+from .lexical import LexicalIndex
 from .store import Store
+from .terms import content_words, words
 from .vectors import VectorIndex
 
 MODES = ("hybrid", "dense", "lexical")
@@ -21,6 +23,8 @@ DEFAULT_FUSION = "weighted"
 #: Weight of the dense score in the weighted fusion (1 - it for BM25).
 DEFAULT_ALPHA = 0.7
 RRF_K = 60
+#: An approximate vector index brings at least this many candidates more than asked.
+APPROXIMATE_EXTRA = 20
 
 
 @dataclass
@@ -90,22 +94,47 @@ class Retriever:
     embed: Callable[[str], np.ndarray]
     fusion: str = DEFAULT_FUSION
     alpha: float = DEFAULT_ALPHA
+    nprobe: int | None = None  # lists an approximate (IVF) vector index searches (vectors.DEFAULT_NPROBE)
+    lexical_index: LexicalIndex | None = None  # tantivy, for large indexes (lexical)
 
     def rank(self, query: str, n: int, mode: str = "hybrid", filters: list[Condition] = ()) -> list[Ranked]:
         """The top ``n`` passages, best first."""
         if mode not in MODES:
             raise ValueError(f"Unknown mode {mode!r}; choose one of {', '.join(MODES)}")
         allowed = self.store.allowed_passages(filters) if filters else None
-        lexical = dict(self.store.lexical(query, n, filters)) if mode != "dense" else {}
+        lexical = self.lexical_scores(query, n, filters) if mode != "dense" else {}
         if mode == "lexical":
             return [Ranked(i, s, None, s) for i, s in sorted(lexical.items(), key=lambda x: -x[1])]
         qvec = self.embed(query)
-        dense = dict(self.vectors.search(qvec, n, allowed))
+        dense = self.dense(qvec, n, allowed)
         if mode == "dense":
             return [Ranked(i, s, s, None) for i, s in sorted(dense.items(), key=lambda x: -x[1])]
         missing = [i for i in lexical if i not in dense]
         if missing:
-            dense.update(zip(missing, (self.vectors.vectors(missing) @ qvec.reshape(-1)).tolist()))
+            dense.update(self.exact_scores(qvec, missing))
         fused = rrf_fusion(dense, lexical) if self.fusion == "rrf" else weighted_fusion(dense, lexical, self.alpha)
         top = sorted(fused, key=fused.get, reverse=True)[:n]
         return [Ranked(i, fused[i], dense.get(i), lexical.get(i)) for i in top]
+
+    def dense(self, qvec: np.ndarray, n: int, allowed) -> dict[int, float]:
+        """The ``n`` nearest passages with their cosine. An approximate index brings more
+        candidates than asked, which the exact vectors then rank."""
+        if self.vectors.exact:
+            return dict(self.vectors.search(qvec, n, allowed))
+        found = self.vectors.search(qvec, max(2 * n, n + APPROXIMATE_EXTRA), allowed, self.nprobe)
+        scores = self.exact_scores(qvec, [i for i, _ in found])
+        return dict(sorted(scores.items(), key=lambda x: -x[1])[:n])
+
+    def exact_scores(self, qvec: np.ndarray, ids: list[int]) -> dict[int, float]:
+        """The cosine of passages ``ids`` to the query, from their stored vectors (of those that
+        exist: the lexical index may be a commit ahead of what this search reads)."""
+        if not ids:
+            return {}
+        present, matrix = self.store.vectors_of(ids)
+        return dict(zip(present, (matrix @ qvec.reshape(-1)).tolist()))
+
+    def lexical_scores(self, query: str, n: int, filters: list[Condition]) -> dict[int, float]:
+        """The top ``n`` passages by BM25: from the tantivy index when there is one and no filter, else FTS5."""
+        if self.lexical_index is not None and not filters:
+            return dict(self.lexical_index.search(content_words(query) or words(query), n))
+        return dict(self.store.lexical(query, n, filters))

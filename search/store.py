@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from contextlib import contextmanager
+from functools import cached_property
 from pathlib import Path
 from typing import Iterable, NamedTuple
 
@@ -27,6 +28,9 @@ from .filters import Condition, where_clause
 from .terms import fts_query
 
 SCHEMA_VERSION = 1
+#: Pages of 16 KiB rather than SQLite's 4: a passage row with its vector (about 1.7 KB) left most
+#: of a 4 KiB page unused (docs/scale.md).
+PAGE_SIZE = 16384
 #: How long a writer waits for another process's write transaction before giving up.
 BUSY_TIMEOUT_MS = 5000
 
@@ -46,6 +50,28 @@ def damaged(path: Path, exc: Exception) -> str:
             " index them again into a new index (`search index PATHS --index NEW_FOLDER`).")
 
 
+#: Vectors are kept in SQLite as float16: half the bytes, and a relative rounding of 2^-11 that
+#: moves no ranking measured (docs/scale.md). Indexes made before hold float32; both are read.
+STORED_DTYPE = np.float16
+
+
+def vector_blob(vector: np.ndarray) -> bytes:
+    return np.asarray(vector, STORED_DTYPE).tobytes()
+
+
+def as_stored(vectors: np.ndarray) -> np.ndarray:
+    """``vectors`` as they will read back from SQLite, so that FAISS holds the same ones."""
+    return np.asarray(vectors, STORED_DTYPE).astype(np.float32)
+
+
+def vectors_from_blobs(blobs: list[bytes], dimension: int) -> np.ndarray:
+    """A float32 matrix of stored vectors, each float16 or (in older indexes) float32."""
+    if all(len(b) == 2 * dimension for b in blobs):
+        return np.frombuffer(b"".join(blobs), STORED_DTYPE).reshape(len(blobs), dimension).astype(np.float32)
+    return np.vstack([np.frombuffer(b, STORED_DTYPE if len(b) == 2 * dimension else np.float32) for b in blobs]
+                     ).astype(np.float32).reshape(len(blobs), dimension)
+
+
 def chunks(items: list, size: int = 500):
     """``items`` in lists of at most ``size`` (SQLite limits the parameters of one statement)."""
     for i in range(0, len(items), size):
@@ -61,6 +87,7 @@ class Store:
         self.path = Path(path)
         try:
             self.db = sqlite_utils.Database(str(self.path))
+            self.db.execute(f"PRAGMA page_size={PAGE_SIZE}")  # takes effect for a new database only
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA foreign_keys=ON")
             self.db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
@@ -177,6 +204,10 @@ class Store:
 
     # --- reads -------------------------------------------------------------------------------
 
+    @cached_property
+    def dimension(self) -> int:
+        return self.meta_int("dimension")
+
     def generation(self) -> int:
         """The number of the last committed write transaction (0 for a new index)."""
         return self.meta_int("generation")
@@ -185,14 +216,19 @@ class Store:
         row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return int(row[0]) if row else 0
 
+    def removed_since(self, since: int) -> list[int]:
+        return [r[0] for r in self.conn.execute("SELECT passage_id FROM removed_passages WHERE generation > ?", (since,))]
+
     def vector_changes(self, since: int) -> tuple[list[int], list[int], np.ndarray]:
         """What changed after generation ``since``: ids removed, and ids added with their vectors
         (an id removed and added again is in both: remove first, then add)."""
-        removed = [r[0] for r in self.conn.execute("SELECT passage_id FROM removed_passages WHERE generation > ?", (since,))]
         rows = list(self.conn.execute("SELECT id, vector FROM passages WHERE generation > ? AND vector IS NOT NULL"
                                       " ORDER BY id", (since,)))
-        matrix = np.vstack([np.frombuffer(r[1], dtype=np.float32) for r in rows]) if rows else None
-        return removed, [r[0] for r in rows], matrix
+        return self.removed_since(since), [r[0] for r in rows], vectors_from_blobs([r[1] for r in rows], self.dimension)
+
+    def texts_since(self, since: int) -> sqlite3.Cursor:
+        """(id, text) of the passages added after generation ``since`` (all: -1), as a cursor."""
+        return self.conn.execute("SELECT id, text FROM passages WHERE generation > ? ORDER BY id", (since,))
 
     def changes_since(self, since: int) -> int:
         """How many passages were added or removed after generation ``since``."""
@@ -202,11 +238,16 @@ class Store:
     def meta(self) -> dict[str, str]:
         return {row["key"]: row["value"] for row in self.db["meta"].rows}
 
-    def documents_by_key(self, column: str) -> dict[str, tuple[int, str, bool]]:
-        """``{path or source: (a document id, hash, complete)}``: complete when every document of
-        that path or source has all its passages (a run interrupted within a file leaves it not)."""
-        return {row[0]: (row[1], row[2], bool(row[3])) for row in self.conn.execute(
-            f"SELECT {column}, min(id), hash, min(complete) FROM documents GROUP BY {column}")}
+    def documents_by_key(self, column: str, keys: Iterable[str]) -> dict[str, tuple[int, str, bool]]:
+        """``{path or source: (a document id, hash, complete)}`` for those of ``keys`` that are
+        indexed: complete when every document of that path or source has all its passages (a run
+        interrupted within a file leaves it not)."""
+        out = {}
+        for chunk in chunks(list(keys)):
+            out.update((row[0], (row[1], row[2], bool(row[3]))) for row in self.conn.execute(
+                f"SELECT {column}, min(id), hash, min(complete) FROM documents WHERE {column} IN ({marks(chunk)})"
+                f" GROUP BY {column}", chunk))
+        return out
 
     def stored_progress(self, column: str, key: str) -> dict[str, tuple[int, int, int]]:
         """``{document path: (id, passages stored, end offset of the last)}`` for the documents of
@@ -238,8 +279,16 @@ class Store:
     def vectors(self) -> tuple[np.ndarray, list[int]]:
         """The stored vectors of all passages that have one, and their ids."""
         rows = list(self.conn.execute("SELECT id, vector FROM passages WHERE vector IS NOT NULL ORDER BY id"))
-        matrix = np.vstack([np.frombuffer(r[1], dtype=np.float32) for r in rows]) if rows else np.zeros((0, 0), np.float32)
-        return matrix, [r[0] for r in rows]
+        return vectors_from_blobs([r[1] for r in rows], self.dimension), [r[0] for r in rows]
+
+    def vectors_of(self, ids: list[int]) -> tuple[list[int], np.ndarray]:
+        """The stored vectors of those of passages ``ids`` that exist, and their ids, in that order."""
+        found: dict[int, bytes] = {}
+        for chunk in chunks(ids):
+            found.update(self.conn.execute(f"SELECT id, vector FROM passages WHERE id IN ({marks(chunk)})"
+                                           " AND vector IS NOT NULL", chunk))
+        present = [i for i in ids if i in found]
+        return present, vectors_from_blobs([found[i] for i in present], self.dimension)
 
     def passages_without_vectors(self) -> list[tuple[int, str, str | None, str]]:
         """(id, document title, section, text) of passages that have no vector."""

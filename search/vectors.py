@@ -9,10 +9,16 @@ wrong results.
 Saving is two-phase so that a live file is always a committed state: ``write_pending`` writes
 ``<file>.pending``; the caller commits SQLite; ``promote`` renames the pending file over the live
 one (atomic). ``VectorIndex.recover`` promotes or discards a pending file left by a killed run.
+
+The structure is chosen by size (``plan``): exact search (a flat index) up to ``EXACT_UP_TO``
+vectors, then an inverted-file index with 8-bit scalar quantization (IVF-SQ8) trained on the
+index's own vectors, retrained when it has grown enough to want twice the lists. Its scores are
+approximate; ``retrieval.Retriever`` rescores its candidates with the exact vectors kept in SQLite.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import struct
 import zlib
@@ -27,6 +33,26 @@ MAGIC = b"SEARCHVEC1"
 #: magic, generation, payload bytes, CRC-32 of the payload
 HEADER = struct.Struct("<10sQQI")
 
+#: What ``--ann`` may ask: ``auto`` (exact up to ``EXACT_UP_TO`` vectors, then IVF), ``flat``, ``ivf``.
+ANN = ("auto", "flat", "ivf")
+EXACT_UP_TO = 50_000
+#: Lists an IVF index searches by default (``--nprobe``): recall@10 >= 0.95 at 1M (docs/scale.md).
+DEFAULT_NPROBE = 16
+#: k-means wants this many training vectors per list at least (FAISS warns below 39).
+POINTS_PER_LIST = 39
+#: Training vectors per list (a sample of the index's own).
+TRAIN_PER_LIST = 128
+
+
+def plan(count: int, ann: str = "auto") -> tuple[str, int]:
+    """The structure ``ann`` wants for ``count`` vectors: ``("flat", 0)`` or ``("ivf", lists)``,
+    about the square root of the count in lists."""
+    if ann not in ANN:
+        raise ValueError(f"Unknown --ann {ann!r}; choose one of {', '.join(ANN)}")
+    if ann == "flat" or (ann == "auto" and count < EXACT_UP_TO) or count == 0:
+        return ("flat", 0)
+    return ("ivf", max(1, min(2 ** round(math.log2(math.sqrt(count))), count // POINTS_PER_LIST)))
+
 
 class VectorIndex:
     def __init__(self, dimension: int, index=None, generation: int = 0):
@@ -34,11 +60,55 @@ class VectorIndex:
         self.index = index if index is not None else faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
         self.generation = generation  # the store's generation these vectors match
 
+    @classmethod
+    def build(cls, dimension: int, ids, vectors: np.ndarray, ann: str = "auto", generation: int = 0) -> "VectorIndex":
+        """An index of these vectors with the structure ``plan`` wants (an IVF is trained on them)."""
+        kind, lists = plan(len(ids), ann)
+        built = cls(dimension, generation=generation)
+        if kind == "ivf":
+            ivf = faiss.IndexIVFScalarQuantizer(faiss.IndexFlatIP(dimension), dimension, lists,
+                                                faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT)
+            sample = np.random.default_rng(0).choice(len(ids), min(len(ids), lists * TRAIN_PER_LIST), replace=False)
+            ivf.train(np.ascontiguousarray(vectors[np.sort(sample)], dtype=np.float32))
+            built.index = ivf
+        built.add(ids, vectors)
+        return built
+
+    @property
+    def kind(self) -> str:
+        return "ivf" if isinstance(self.index, faiss.IndexIVF) else "flat"
+
+    @property
+    def lists(self) -> int:
+        return int(self.index.nlist) if self.kind == "ivf" else 0
+
+    @property
+    def exact(self) -> bool:
+        """Whether search scores are exact (else ``Retriever`` rescores the candidates)."""
+        return self.kind == "flat"
+
+    def due_for_rebuild(self, ann: str) -> bool:
+        """Whether ``plan`` wants another structure: another kind, or at least twice the lists. An
+        IVF index left by ``auto`` goes back to exact search only below half the threshold, so that
+        an index near it is not rebuilt back and forth."""
+        kind, lists = plan(len(self), ann)
+        if kind == "flat" and self.kind == "ivf" and ann == "auto":
+            return len(self) < EXACT_UP_TO // 2
+        return kind != self.kind or lists >= 2 * max(self.lists, 1)
+
+    def describe(self) -> str:
+        return f"IVF-SQ8, {self.lists:,} lists" if self.kind == "ivf" else "flat (exact)"
+
     def __len__(self) -> int:
         return int(self.index.ntotal)
 
     def ids(self) -> np.ndarray:
-        return faiss.vector_to_array(self.index.id_map).astype(np.int64)
+        """The ids held (for an IVF index in the order of its lists)."""
+        if self.kind == "flat":
+            return faiss.vector_to_array(self.index.id_map).astype(np.int64)
+        lists = self.index.invlists
+        return np.concatenate([np.zeros(0, np.int64)] + [
+            faiss.rev_swig_ptr(lists.get_ids(i), lists.list_size(i)).copy() for i in range(self.lists)])
 
     def add(self, ids, vectors: np.ndarray) -> None:
         if len(ids) == 0:
@@ -52,21 +122,26 @@ class VectorIndex:
         if len(ids):
             self.index.remove_ids(faiss.IDSelectorBatch(np.asarray(ids, dtype=np.int64)))
 
-    def vectors(self, ids) -> np.ndarray:
-        """The stored vectors of ``ids`` (all must be present)."""
-        return np.vstack([self.index.reconstruct(int(i)) for i in ids]) if len(ids) else np.zeros((0, self.dimension), np.float32)
-
-    def search(self, query: np.ndarray, k: int, allowed=None) -> list[tuple[int, float]]:
-        """The ``k`` nearest ids to one query vector, optionally only among ``allowed`` ids."""
+    def search(self, query: np.ndarray, k: int, allowed=None, nprobe: int | None = None) -> list[tuple[int, float]]:
+        """The ``k`` nearest ids to one query vector, optionally only among ``allowed`` ids. An IVF
+        index searches ``nprobe`` lists, more when ``allowed`` is a small part of the index (so that
+        enough of it is reached)."""
         k = min(k, len(self))
         if k <= 0:
             return []
-        params = None
+        selector = None
         if allowed is not None:
             allowed = np.asarray(list(allowed), dtype=np.int64)
             if len(allowed) == 0:
                 return []
-            params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(allowed))
+            selector = faiss.IDSelectorBatch(allowed)
+        if self.kind == "ivf":
+            probes = nprobe or DEFAULT_NPROBE
+            if allowed is not None:
+                probes = math.ceil(probes * len(self) / len(allowed))
+            params = faiss.SearchParametersIVF(sel=selector, nprobe=min(self.lists, max(1, probes)))
+        else:
+            params = faiss.SearchParameters(sel=selector) if selector is not None else None
         query = np.ascontiguousarray(query, dtype=np.float32).reshape(1, -1)
         scores, ids = self.index.search(query, k, params=params)
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i != -1]
@@ -110,8 +185,6 @@ class VectorIndex:
             raise damaged from exc
         if index.d != dimension:
             raise IndexCorrupt(f"The vector file {path} has dimension {index.d}, the index expects {dimension}.")
-        if not isinstance(index, faiss.IndexIDMap2):
-            index = faiss.downcast_index(index)
         return cls(dimension, index, generation)
 
     @staticmethod

@@ -23,20 +23,22 @@ import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 from filelock import FileLock, Timeout
 
 from .enrich import Enricher, mark_enriched, parse_enrichers
+from .exported import sustained_backend
 from .errors import IndexWriteError, SearchError, UnreadableFile
 from .ingest import BadRow, Document, RowOptions, file_hash, find_files, first_line_title, load_file
 from .language import detect_language, readable_by
+from .lexical import TANTIVY_FROM, LexicalIndex
 from .markup import PATH_SEPARATOR
 from .passages import Passage, split_passages
 from .progress import progress_bar
-from .store import StoredPassage, chunks, marks
-from .vectors import VectorIndex
+from .store import StoredPassage, as_stored, chunks, marks, vector_blob
+from .vectors import VectorIndex, plan
 
 if TYPE_CHECKING:
     from .index import Index
@@ -119,6 +121,7 @@ class IndexWriter:
         self.wait = False  # for another process's run to end, instead of failing
         self.on_wait = lambda: None  # called once when this writer starts waiting
         self._lock = FileLock(index.path / LOCK_NAME)
+        self.remote = None  # a distributed.RayEncoding, for a run that encodes on Ray
 
     @contextmanager
     def exclusive(self):
@@ -136,6 +139,8 @@ class IndexWriter:
             VectorIndex.recover(self.index.vectors_path, self.index.store.generation())
             yield
         finally:
+            if self.index.lexical is not None:
+                self.index.lexical.close()  # tantivy's own writer lock, for the next run of any process
             self._lock.release()
 
     def recover_if_idle(self) -> None:
@@ -175,7 +180,11 @@ class IndexWriter:
     def commit(self, rewrite_vectors: bool = False) -> None:
         """Commit the transaction; rewrite the vector file with it when the changes since it was
         written have grown large, or when asked (two phases, see the module's docstring)."""
-        store, vectors = self.index.store, self.index.vectors
+        store = self.index.store
+        if self.index.vectors.due_for_rebuild(self.index.ann):
+            self.index.vectors = self.rebuilt_vectors()
+            rewrite_vectors = True
+        vectors = self.index.vectors
         written = store.meta_int("vectors_generation")
         if rewrite_vectors or store.changes_since(written) > self.compact_min + self.compact_fraction * len(vectors):
             # Readers of the file being replaced still find the changes since it; older ones go.
@@ -186,6 +195,20 @@ class IndexWriter:
             vectors.promote(self.index.vectors_path)
         else:
             self.conn.commit()
+        self.update_lexical()
+
+    def update_lexical(self, rebuild: bool = False) -> None:
+        """Bring the tantivy index (``lexical``) to the state just committed, from the changes since
+        the one it matches; make it once the index has ``TANTIVY_FROM`` passages."""
+        store, lexical = self.index.store, self.index.lexical
+        if lexical is None:
+            if len(self.index.vectors) < TANTIVY_FROM:
+                return
+            lexical = self.index.lexical = LexicalIndex(LexicalIndex.path(self.index.path))
+        since = lexical.generation
+        rebuild = rebuild or since < 0 or since < store.meta_int("purged_through")
+        removed = [] if rebuild else store.removed_since(since)
+        lexical.apply(removed, store.texts_since(-1 if rebuild else since), store.generation(), rebuild)
 
     def rollback(self) -> None:
         """Forget uncommitted work: roll SQLite back and reload the last committed vectors."""
@@ -195,6 +218,18 @@ class IndexWriter:
 
     def set_meta(self, values: Mapping[str, object]) -> None:
         write_meta(self.conn, values)
+
+    @holding_writer_lock
+    def set_ann(self, ann: str) -> None:
+        """Choose the vector index's structure (``vectors.ANN``); the index is rebuilt now if that
+        asks for another one than it has."""
+        plan(0, ann)  # a clear error for an unknown value
+        if ann == self.index.ann:
+            return
+        self.begin()
+        self.set_meta({"ann": ann})
+        self.index.meta["ann"] = ann
+        self.commit()
 
     # --- documents ----------------------------------------------------------------------------
 
@@ -212,7 +247,7 @@ class IndexWriter:
         report.ignored = [str(p) for p in ignored]
         report.files = len(files)
         store = self.index.store
-        known = store.documents_by_key("source")
+        known = store.documents_by_key("source", map(str, files))
         pending: list[Pending] = []
         replaced_sources: list[str] = []
         redo: list[int] = []  # begun documents to do again
@@ -252,17 +287,34 @@ class IndexWriter:
         report.seconds = time.perf_counter() - started
         return report
 
+    @contextmanager
+    def encoding_on_ray(self, address: str, workers: int | None = None):
+        """Encode on a pool of Ray workers (``distributed``) while inside."""
+        from .distributed import RayEncoding, connect
+        from .precision import resolve_precision
+
+        connect(address)
+        precision = resolve_precision(self.index.precision)
+        self.remote = RayEncoding(self.index.meta["model"], self.index.meta["encoder"], precision,
+                                  sustained_backend(self.index.backend, precision), workers)
+        try:
+            yield self.remote
+        finally:
+            self.remote.close()
+            self.remote = None
+
     @holding_writer_lock
     def add_texts(self, texts: Sequence[str], metadata: Sequence[dict] | None = None,
-                  ids: Sequence[str] | None = None, progress: bool = False) -> IndexReport:
+                  ids: Sequence[str] | None = None, progress: bool = False, vectors=None) -> IndexReport:
         started = time.perf_counter()
         report = IndexReport(files=0)
-        known = self.index.store.documents_by_key("path")
+        given = None if vectors is None else self._given_vectors(vectors, len(texts))
+        digests = [hashlib.sha256(text.encode()).hexdigest() for text in texts]
+        keys = [str(i) for i in ids] if ids is not None else [f"text:{digest[:16]}" for digest in digests]
+        known = self.index.store.documents_by_key("path", keys)
         pending: list[Pending] = []
         stale, batch = [], {}  # batch: key -> its place in pending, for keys repeated in this call
-        for i, text in enumerate(texts):
-            digest = hashlib.sha256(text.encode()).hexdigest()
-            key = str(ids[i]) if ids is not None else f"text:{digest[:16]}"
+        for i, (text, digest, key) in enumerate(zip(texts, digests, keys)):
             previous, complete = (pending[batch[key]].doc.hash, True) if key in batch else known.get(key, (None, None, True))[1:]
             meta = dict(metadata[i]) if metadata is not None else {}
             doc = Document(path=key, text=text, title=str(meta.get("title") or first_line_title(text, key)),
@@ -270,18 +322,21 @@ class IndexWriter:
             if previous == digest and complete:
                 report.unchanged += 1  # also when the same text comes twice in this call
                 continue
-            if previous == digest:  # an interrupted run began it
+            if previous == digest and given is None:  # an interrupted run began it
                 report.resumed += 1
                 batch[key] = len(pending)
                 pending += self._resume([doc], self.index.store.stored_progress("path", key), stale)
                 continue
-            if key in batch or key in known:
+            if previous == digest:  # begun, with given vectors: one passage, done again
+                report.resumed += 1
+            elif key in batch or key in known:
                 report.updated += 1
-                if key not in batch:
-                    stale.append(known[key][0])
             else:
                 report.added += 1
-            entry = Pending(doc, self._passages_of(doc))
+            if key in known and key not in batch:
+                stale.append(known[key][0])
+            entry = Pending(doc, self._passages_of(doc)) if given is None else \
+                Pending(doc, [Passage(text, 0, len(text))], vectors=given[i : i + 1])
             if key in batch:
                 if pending[batch[key]].doc_id is not None:  # a resumed text, stored in part: it goes
                     stale.append(pending[batch[key]].doc_id)
@@ -292,6 +347,18 @@ class IndexWriter:
         report.passages = self._write(pending, stale, progress)
         report.seconds = time.perf_counter() - started
         return report
+
+    def _given_vectors(self, vectors, count: int) -> np.ndarray:
+        """Vectors a caller brings for its texts, checked and normalized (the index's metric is cosine)."""
+        matrix = np.asarray(vectors, dtype=np.float32)
+        dimension = self.index.vectors.dimension
+        if matrix.ndim != 2 or matrix.shape != (count, dimension):
+            raise ValueError(f"vectors must be one row of {dimension} numbers per text ({count} texts);"
+                             f" got shape {matrix.shape}")
+        norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+        if not np.all(np.isfinite(norms)) or np.any(norms == 0):
+            raise ValueError("vectors must be finite and not zero")
+        return matrix / norms
 
     @holding_writer_lock
     def delete(self, targets: Iterable[str]) -> int:
@@ -350,11 +417,9 @@ class IndexWriter:
         finished: dict[str, list[int]] = collections.defaultdict(list)
         last_checkpoint = time.monotonic()
         with progress_bar(total=total, desc="Encoding", unit="passage", enabled=show_progress and total > 0) as bar:
-            for batch in _slices(pending, self.batch_passages):
-                texts = [encoding_text(item.doc.title, p.section, p.text) for item, lo, hi in batch
-                         for p in item.passages[lo:hi]]
-                vectors = self.index.encoder.encode(texts, on_batch=bar.update) if texts else \
-                    np.zeros((0, self.index.vectors.dimension))  # the bar moves with every batch of 32
+            batches = list(_slices(pending, self.batch_passages))
+            for batch, vectors in zip(batches, self._encoded(batches, bar)):
+                vectors = as_stored(vectors)
                 at, added = 0, []
                 for item, lo, hi in batch:
                     if item.doc_id is None:
@@ -378,6 +443,25 @@ class IndexWriter:
         self.commit()
         return total
 
+    def _encoded(self, batches: list[list[tuple[Pending, int, int]]], bar) -> Iterator[np.ndarray]:
+        """The vectors of each batch's passages, in order: the ones given with them, else encoded
+        here or, when this run has one, by a pool of Ray workers (``distributed``). The bar moves
+        as they come."""
+        texts = ([encoding_text(item.doc.title, p.section, p.text) for item, lo, hi in batch
+                  for p in item.passages[lo:hi]] for batch in batches)
+        if self.remote is not None and not any(item.vectors is not None for batch in batches for item, _, _ in batch):
+            for vectors in self.remote.encode_batches(texts):
+                bar.update(len(vectors))
+                yield vectors
+            return
+        for batch, batch_texts in zip(batches, texts):
+            if all(item.vectors is not None for item, _, _ in batch):
+                bar.update(len(batch_texts))
+                yield np.vstack([item.vectors[lo:hi] for item, lo, hi in batch])
+            else:
+                yield self.index.encoder.encode(batch_texts, on_batch=bar.update) if batch_texts else \
+                    np.zeros((0, self.index.vectors.dimension), np.float32)  # the bar moves with every batch of 32
+
     def add_document(self, doc: Document) -> int:
         """Insert a document, not yet complete; return its id."""
         return self.conn.execute(
@@ -396,7 +480,7 @@ class IndexWriter:
                 "INSERT INTO passages (document_id, ord, start_char, end_char, page, section, code, text, vector,"
                 " generation, language) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (doc_id, order, p.start, p.end, p.page, p.section, int(p.code), p.text,
-                 np.asarray(vec, np.float32).tobytes(), self.generation, language),
+                 vector_blob(vec), self.generation, language),
             ).lastrowid)
         return ids
 
@@ -477,14 +561,19 @@ class IndexWriter:
         if missing:
             vectors = self.index.encoder.encode([encoding_text(title, section, text) for _, title, section, text in missing])
             self.conn.executemany("UPDATE passages SET vector = ?, generation = ? WHERE id = ?",
-                                  [(np.asarray(v, np.float32).tobytes(), self.generation, m[0])
+                                  [(vector_blob(v), self.generation, m[0])
                                    for m, v in zip(missing, vectors)])
-        matrix, ids = store.vectors()
-        vectors = VectorIndex(int(self.index.meta["dimension"]), generation=self.generation)
-        vectors.add(ids, matrix)
-        self.index.vectors = vectors
+        self.index.vectors = self.rebuilt_vectors()
         self.commit(rewrite_vectors=True)
-        return len(vectors)
+        if self.index.lexical is not None:
+            self.update_lexical(rebuild=True)
+        return len(self.index.vectors)
+
+    def rebuilt_vectors(self) -> VectorIndex:
+        """The vector index built anew from the vectors in SQLite (as this transaction sees them), with
+        the structure the index's ``ann`` setting wants for their number."""
+        matrix, ids = self.index.store.vectors()
+        return VectorIndex.build(self.index.store.dimension, ids, matrix, self.index.ann, self.generation)
 
 
 #: At most this many tokens of a passage's window go to its context (title and section path).
@@ -534,6 +623,7 @@ class Pending:
     passages: list[Passage]
     doc_id: int | None = None  # once stored
     done: int = 0  # passages already stored
+    vectors: np.ndarray | None = None  # of the passages, when the caller brings them
 
     @property
     def unit(self) -> str:

@@ -153,3 +153,11 @@ def filter_options(func):
     for option in reversed(options):
         func = option(func)
     return func
+
+
+#: vectors.ANN, named here so that the CLI starts without importing FAISS (a test checks they agree).
+ANN_CHOICES = ("auto", "flat", "ivf")
+
+nprobe_option = click.option(
+    "--nprobe", type=click.IntRange(1), help="Approximate (IVF) indexes: how many lists to search; more is slower and"
+    " finds more of the exact nearest passages (default 16; `search stats` shows the index kind).")

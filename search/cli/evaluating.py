@@ -8,13 +8,15 @@ import click
 
 from ..models import DEFAULT_MODEL
 from .common import (
+    ANN_CHOICES,
     ENCODER_KINDS,
+    backend_option,
     cli,
     echo_json,
     echo_table,
     handle_errors,
     json_option,
-    backend_option,
+    nprobe_option,
     precision_option,
     reader_option,
     show_progress,
@@ -38,18 +40,21 @@ def eval_group():
 @click.option("--documents", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="SQuAD-format collections: take the paragraphs from this parallel file, e.g. xquad.ru.json"
                    " for English questions against Russian paragraphs.")
+@click.option("--ann", type=click.Choice(ANN_CHOICES), default="auto", show_default=True,
+              help="Vector index of each collection (see `search index --help`).")
+@nprobe_option
 @precision_option
 @backend_option
 @json_option
 @handle_errors
-def eval_retrieval(collections, modes, model, encoder, cache, documents, precision, backend, as_json):
+def eval_retrieval(collections, modes, model, encoder, cache, documents, ann, nprobe, precision, backend, as_json):
     """nDCG@10, Recall@1/@100 and MAP on test collections: SMART, TREC or BEIR folders, or SQuAD-format
     files (each question's paragraph is its one relevant document)."""
     from ..evaluation import evaluate_collections
 
     modes = modes or ("lexical", "dense", "hybrid")
     rows = evaluate_collections(collections, modes, model, encoder, cache, precision, progress=show_progress(as_json),
-                                documents=documents, backend=backend)
+                                documents=documents, backend=backend, ann=ann, nprobe=nprobe)
     if as_json:
         echo_json(rows)
         return

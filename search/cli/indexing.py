@@ -10,6 +10,7 @@ import click
 from ..errors import SearchError
 from ..models import DEFAULT_MODEL
 from .common import (
+    ANN_CHOICES,
     ENCODER_KINDS,
     cli,
     display_path,
@@ -34,16 +35,22 @@ from .common import (
 @click.option("--id-field", default="id", show_default=True, help=".jsonl/.csv: field naming each row.")
 @click.option("--title-field", default="title", show_default=True, help=".jsonl/.csv: field holding the title.")
 @click.option("--max-tokens", type=int, help="Passage length in tokens (new indexes; default: the model's window).")
+@click.option("--ann", type=click.Choice(ANN_CHOICES), help="Vector index: exact (flat), approximate (ivf), or auto:"
+              " exact up to 50,000 passages, then ivf (new indexes: auto; given for an existing one, it is rebuilt).")
 @click.option("--prune", is_flag=True, help="Drop documents whose files no longer exist.")
 @click.option("--repair", is_flag=True, help="Rebuild the vector file from the database, then index PATHS if given.")
 @click.option("--enrich", metavar="TASKS", help="Also tag passages: ner, sentiment, classify:MODEL_FOLDER"
               " (comma-separated; remembered for later runs).")
+@click.option("--ray", "ray_address", is_flag=False, flag_value="auto", metavar="[auto|ADDRESS]",
+              help="Encode on a Ray cluster: the one at ADDRESS, or with auto (or no value) the one this machine"
+              " joined with `ray start`, else a local Ray. Needs `pip install 'search[ray]'`.")
+@click.option("--ray-workers", type=click.IntRange(1), help="Encoder workers on Ray (default: one per CPU of the cluster).")
 @click.option("--verbose", "-v", is_flag=True, help="List the files ignored for their type.")
 @wait_option
 @json_option
 @handle_errors
 def index(paths, index_path, model, encoder, include, exclude, text_field, id_field, title_field,
-          max_tokens, prune, repair, enrich, verbose, wait, as_json):
+          max_tokens, ann, prune, repair, enrich, ray_address, ray_workers, verbose, wait, as_json):
     """Index files and folders (default: the bundled demo corpus).
 
     Unchanged files are skipped; changed files are re-indexed. Supported: .txt .md .rst .html .pdf
@@ -65,8 +72,10 @@ def index(paths, index_path, model, encoder, include, exclude, text_field, id_fi
     if demo:
         paths = (demo_corpus(),)
     options = {"max_tokens": max_tokens} if max_tokens else {}
-    with Index.open_or_create(index_path, model=model, encoder=encoder, **options) as idx:
+    with Index.open_or_create(index_path, model=model, encoder=encoder, ann=ann, **options) as idx:
         waiting_writer(idx, wait)
+        if ann:
+            idx.set_ann(ann)
         if demo and idx.holds_documents_outside(paths[0]):
             raise SearchError(f"The index at {idx.path} holds your own documents, so the demo corpus is not added to it."
                               " Name the files to index, or give the demo an index of its own (--index DIR).")
@@ -74,6 +83,7 @@ def index(paths, index_path, model, encoder, include, exclude, text_field, id_fi
             report = idx.add_paths(
                 paths, include=include, exclude=exclude, prune=prune, progress=show_progress(as_json), enrich=enrich,
                 rows=RowOptions(text_field=text_field, id_field=id_field, title_field=title_field),
+                ray=ray_address, ray_workers=ray_workers,
             )
         except KeyboardInterrupt:
             kept = idx.stats()
@@ -149,7 +159,7 @@ def stats(index_path, as_json):
         ("Documents", f"{data['documents']}" + (f" ({data['incomplete']} partly indexed: run `search index` on"
                                                  " them again to finish)" if data["incomplete"] else "")),
         ("Files", data["files"]),
-        ("Passages", data["passages"]), ("Vectors", data["vectors"]),
+        ("Passages", data["passages"]), ("Vectors", f"{data['vectors']} ({data['vector_index']}; --ann {data['ann']})"),
         ("Model", f"{data['model']} ({data['encoder']}, {data['dimension']} dimensions, {data['max_tokens']} tokens)"),
         ("Size", f"{data['bytes'] / 1e6:.1f} MB"), ("Created", created),
     ]:

@@ -15,6 +15,7 @@ from .common import (
     handle_errors,
     index_option,
     json_option,
+    nprobe_option,
     precision_option,
     reader_option,
     threshold_option,
@@ -54,16 +55,17 @@ def heading(title: str, section: str) -> str:
 @mode_option
 @filter_options
 @click.option("--per-doc", is_flag=True, help="Only the best passage of each document.")
+@nprobe_option
 @backend_option
 @json_option
 @handle_errors
-def query(text, index_path, k, mode, per_doc, backend, as_json, **filters):
+def query(text, index_path, k, mode, per_doc, nprobe, backend, as_json, **filters):
     """Search the index for TEXT."""
     from ..filters import from_options
     from ..index import Index
 
     with Index.open(index_path, backend=backend) as idx:
-        hits = idx.search(text, k=k, mode=mode, filters=from_options(**filters), per_doc=per_doc)
+        hits = idx.search(text, k=k, mode=mode, filters=from_options(**filters), per_doc=per_doc, nprobe=nprobe)
     if as_json:
         echo_json([h.to_dict() for h in hits])
         return
@@ -88,11 +90,12 @@ def echo_hits(hits, query: str) -> None:
 @filter_options
 @threshold_option
 @reader_option
+@nprobe_option
 @precision_option
 @backend_option
 @json_option
 @handle_errors
-def ask(question, index_path, k, answers, mode, threshold, reader_model, precision, backend, as_json, **filters):
+def ask(question, index_path, k, answers, mode, threshold, reader_model, nprobe, precision, backend, as_json, **filters):
     """Answer QUESTION with a span from the indexed documents."""
     from ..filters import from_options
     from ..index import Index
@@ -101,8 +104,8 @@ def ask(question, index_path, k, answers, mode, threshold, reader_model, precisi
     conditions = from_options(**filters)
     with Index.open(index_path, precision=precision, backend=backend) as idx:
         found = idx.ask(question, k=k, answers=answers, reader=Reader(reader_model, precision=precision, backend=backend),
-                        threshold=threshold, mode=mode, filters=conditions)
-        closest = [] if found or as_json else idx.search(question, k=3, mode=mode, filters=conditions)
+                        threshold=threshold, mode=mode, filters=conditions, nprobe=nprobe)
+        closest = [] if found or as_json else idx.search(question, k=3, mode=mode, filters=conditions, nprobe=nprobe)
     if as_json:
         echo_json([f.to_dict() for f in found])
         return

@@ -1,0 +1,195 @@
+"""An index of N passages: add rate and commit time as it grows, open time, memory, disk, query
+latency (dense, lexical, hybrid) and the recall of approximate search against exact search.
+
+    python benches/bench_scale.py --passages 100000 [--ann auto] [--nprobe N] [--index DIR] [--keep]
+
+Encoding a million passages takes hours on 2 cores, so the passages come with **precomputed
+vectors** (``Index.add_texts(..., vectors=...)``): each passage is 3-8 sentences of one SQuAD v1.1
+train article (../shared/data/squad), and its vector is the normalized mean of those sentences'
+vectors (the bundled all-MiniLM-L6-v2, encoded once and cached under
+``~/.cache/search/bench-scale``). Texts have real words and lengths; vectors have the topical
+structure of real ones, which is what approximate search depends on. The queries are 200 SQuAD
+questions about the same articles, encoded by the index's query encoder. Exact search over the
+same vectors (FAISS flat) is the reference for recall@10.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import faiss  # noqa: E402
+import numpy as np  # noqa: E402
+
+from search import Index  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+SQUAD = ROOT.parent / "shared" / "data" / "squad" / "train-v1.1.json"
+CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "search" / "bench-scale"
+SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
+
+
+def articles() -> tuple[list[list[str]], list[str]]:
+    """The sentences of each SQuAD train article, and questions about them."""
+    data = json.loads(SQUAD.read_text())["data"]
+    sentences = [[s for p in a["paragraphs"] for s in SENTENCE.split(p["context"]) if len(s) > 20] for a in data]
+    questions = [qa["question"] for a in data for p in a["paragraphs"] for qa in p["qas"]]
+    return sentences, questions
+
+
+def sentence_vectors(index: Index, sentences: list[str]) -> np.ndarray:
+    path = CACHE / f"sentences-{len(sentences)}.npy"
+    if path.exists():
+        return np.load(path)
+    print(f"encoding {len(sentences):,} sentences once (cached in {CACHE})", file=sys.stderr)
+    vectors = index.encoder.encode(sentences)
+    CACHE.mkdir(parents=True, exist_ok=True)
+    np.save(path, vectors.astype(np.float32))
+    return vectors
+
+
+class Corpus:
+    """Passages of 3-8 random sentences of one article, with the mean of their vectors."""
+
+    def __init__(self, index: Index, seed: int = 0):
+        by_article, self.questions = articles()
+        flat = [s for a in by_article for s in a]
+        self.sentences = np.array(flat, dtype=object)
+        self.vectors = sentence_vectors(index, flat)
+        bounds = np.cumsum([0] + [len(a) for a in by_article])
+        self.ranges = list(zip(bounds[:-1], bounds[1:]))
+        self.rng = np.random.default_rng(seed)
+
+    def take(self, n: int) -> tuple[list[str], np.ndarray]:
+        texts, vectors = [], np.empty((n, self.vectors.shape[1]), np.float32)
+        for i in range(n):
+            lo, hi = self.ranges[self.rng.integers(len(self.ranges))]
+            pick = lo + self.rng.choice(hi - lo, size=min(hi - lo, int(self.rng.integers(3, 9))), replace=False)
+            texts.append(" ".join(self.sentences[pick]))
+            mean = self.vectors[pick].mean(axis=0)
+            vectors[i] = mean / np.linalg.norm(mean)
+        return texts, vectors
+
+
+def ms(seconds: list[float]) -> tuple[float, float]:
+    values = sorted(1000 * s for s in seconds)
+    return statistics.median(values), values[min(len(values) - 1, int(round(0.99 * (len(values) - 1))))]
+
+
+def open_in_fresh_process(path: Path) -> dict:
+    """Open the index in a new process (imports excluded): seconds and resident memory after."""
+    code = (
+        "import time, resource, json, sys; from search import Index; t = time.perf_counter();"
+        f" index = Index.open({str(path)!r}); s = time.perf_counter() - t;"
+        " rss = int(open('/proc/self/status').read().split('VmRSS:')[1].split()[0]) * 1024;"
+        " print(json.dumps({'seconds': s, 'rss': rss, 'vectors': len(index.vectors)}))"
+    )
+    baseline = subprocess.run([sys.executable, "-c", "import json; from search import Index;"
+                               " print(int(open('/proc/self/status').read().split('VmRSS:')[1].split()[0]) * 1024)"],
+                              capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    result = json.loads(out.stdout)
+    result["rss_before"] = int(baseline.stdout)
+    return result
+
+
+def disk(path: Path, texts_bytes: int, passages: int) -> dict:
+    files = {p.name: p.stat().st_size for p in path.iterdir() if p.is_file()}
+    total = sum(files.values())
+    return {"files": files, "per_passage": total / passages, "text_per_passage": texts_bytes / passages,
+            "beyond_text_per_passage": (total - texts_bytes) / passages}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--passages", type=int, default=100_000)
+    parser.add_argument("--chunk", type=int, default=20_000, help="passages per add_texts call while building")
+    parser.add_argument("--ann", default="auto")
+    parser.add_argument("--nprobe", type=int, default=None)
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--index", type=Path, default=None, help="where to build (default: a temporary folder)")
+    parser.add_argument("--keep", action="store_true", help="keep the index folder")
+    args = parser.parse_args()
+
+    folder = args.index or Path(tempfile.mkdtemp(prefix="bench-scale-")) / "index"
+    if folder.exists():
+        shutil.rmtree(folder)
+    print(f"# {args.passages:,} passages with precomputed vectors (see the docstring), index at {folder}")
+    index = Index.create(folder, **({"ann": args.ann} if args.ann != "auto" else {}))
+    corpus = Corpus(index)
+    exact = faiss.IndexFlatIP(corpus.vectors.shape[1])
+    texts_bytes = 0
+    print("\n| passages in index | add rate (passages/s) | commit of 1,000 (s) |\n|---:|---:|---:|")
+    added = 0
+    while added < args.passages:
+        n = min(args.chunk, args.passages - added)
+        texts, vectors = corpus.take(n)
+        started = time.perf_counter()
+        index.add_texts(texts, vectors=vectors, ids=[f"p{added + i}" for i in range(n)])
+        rate = n / (time.perf_counter() - started)
+        exact.add(vectors)
+        texts_bytes += 2 * sum(len(t.encode()) for t in texts)  # document and passage rows each hold it
+        added += n
+        small, small_vectors = corpus.take(1000)
+        started = time.perf_counter()
+        index.add_texts(small, vectors=small_vectors, ids=[f"p{added + i}" for i in range(1000)])
+        commit = time.perf_counter() - started
+        exact.add(small_vectors)
+        texts_bytes += 2 * sum(len(t.encode()) for t in small)
+        added += 1000
+        print(f"| {added:,} | {rate:,.0f} | {commit:.3f} |", flush=True)
+    index.close()
+
+    opened = open_in_fresh_process(folder)
+    size = disk(folder, texts_bytes, added)
+    print(f"\nopen: {opened['seconds']:.2f} s; resident memory {opened['rss'] / 2**20:,.0f} MiB"
+          f" ({(opened['rss'] - opened['rss_before']) / 2**20:,.0f} MiB more than after the imports)")
+    print(f"disk: {size['per_passage']:,.0f} bytes per passage, of which text {size['text_per_passage']:,.0f}"
+          f" (stored twice: document and passage); beyond the text {size['beyond_text_per_passage']:,.0f}."
+          f" Files: {', '.join(f'{k} {v / 2**20:,.1f} MiB' for k, v in size['files'].items())}")
+
+    index = Index.open(folder)
+    questions = list(corpus.rng.choice(corpus.questions, size=args.queries, replace=False))
+    query_vectors = np.vstack([index.embed(q) for q in questions]).astype(np.float32)
+    _, truth = exact.search(query_vectors, 10)
+    options = {"nprobe": args.nprobe} if args.nprobe else {}
+    print(f"\nvector index: {getattr(index.vectors, 'describe', lambda: 'flat')()}")
+    print("\n| mode | p50 ms | p99 ms | recall@10 vs exact |\n|---|---:|---:|---:|")
+    for mode in ("dense", "lexical", "hybrid"):
+        times, recalls = [], []
+        for q, truth_ids, qv in zip(questions, truth, query_vectors):
+            index.embed = lambda text, qv=qv: qv  # the encoder's time is measured apart, below
+            started = time.perf_counter()
+            hits = index.search(q, k=10, mode=mode, **options)
+            times.append(time.perf_counter() - started)
+            if mode == "dense":
+                recalls.append(len({h.path for h in hits} & {f"p{i}" for i in truth_ids}) / 10)
+        p50, p99 = ms(times)
+        recall = f"{statistics.mean(recalls):.3f}" if recalls else ""
+        print(f"| {mode} | {p50:.1f} | {p99:.1f} | {recall} |", flush=True)
+    del index.embed
+    times = []
+    for q in questions[:50]:
+        started = time.perf_counter()
+        index.embed(q)
+        times.append(time.perf_counter() - started)
+    print(f"\nencoding a query (add to dense and hybrid): p50 {ms(times)[0]:.1f} ms")
+    index.close()
+    if not args.keep and args.index is None:
+        shutil.rmtree(folder.parent)
+
+
+if __name__ == "__main__":
+    main()
