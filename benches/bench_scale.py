@@ -34,6 +34,7 @@ import faiss  # noqa: E402
 import numpy as np  # noqa: E402
 
 from search import Index  # noqa: E402
+from search.vectors import DEFAULT_NPROBE  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 SQUAD = ROOT.parent / "shared" / "data" / "squad" / "train-v1.1.json"
@@ -127,11 +128,12 @@ def main() -> None:
     if folder.exists():
         shutil.rmtree(folder)
     print(f"# {args.passages:,} passages with precomputed vectors (see the docstring), index at {folder}")
-    index = Index.create(folder, **({"ann": args.ann} if args.ann != "auto" else {}))
+    index = Index.create(folder, ann=args.ann)
     corpus = Corpus(index)
     exact = faiss.IndexFlatIP(corpus.vectors.shape[1])
     texts_bytes = 0
-    print("\n| passages in index | add rate (passages/s) | commit of 1,000 (s) |\n|---:|---:|---:|")
+    print("\n| passages in index | add rate (passages/s) | then a commit of 1,000 (s) | vector index | lexical |"
+          "\n|---:|---:|---:|---|---|")
     added = 0
     while added < args.passages:
         n = min(args.chunk, args.passages - added)
@@ -149,7 +151,8 @@ def main() -> None:
         exact.add(small_vectors)
         texts_bytes += 2 * sum(len(t.encode()) for t in small)
         added += 1000
-        print(f"| {added:,} | {rate:,.0f} | {commit:.3f} |", flush=True)
+        lexical = "tantivy" if index.lexical is not None else "FTS5"
+        print(f"| {added:,} | {rate:,.0f} | {commit:.3f} | {index.vectors.describe()} | {lexical} |", flush=True)
     index.close()
 
     opened = open_in_fresh_process(folder)
@@ -165,7 +168,8 @@ def main() -> None:
     query_vectors = np.vstack([index.embed(q) for q in questions]).astype(np.float32)
     _, truth = exact.search(query_vectors, 10)
     options = {"nprobe": args.nprobe} if args.nprobe else {}
-    print(f"\nvector index: {getattr(index.vectors, 'describe', lambda: 'flat')()}")
+    print(f"\nvector index: {index.vectors.describe()}, nprobe {args.nprobe or DEFAULT_NPROBE};"
+          f" lexical: {'tantivy' if index.lexical is not None else 'FTS5'}")
     print("\n| mode | p50 ms | p99 ms | recall@10 vs exact |\n|---|---:|---:|---:|")
     for mode in ("dense", "lexical", "hybrid"):
         times, recalls = [], []

@@ -41,7 +41,7 @@ DEFAULT_NPROBE = 16
 #: k-means wants this many training vectors per list at least (FAISS warns below 39).
 POINTS_PER_LIST = 39
 #: Training vectors per list (a sample of the index's own).
-TRAIN_PER_LIST = 128
+TRAIN_PER_LIST = 64
 
 
 def plan(count: int, ann: str = "auto") -> tuple[str, int]:
