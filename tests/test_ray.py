@@ -21,7 +21,9 @@ def passages_and_vectors(index: Index):
         " ORDER BY d.path, p.ord"))
     ids = [r[0] for r in index.store.conn.execute(
         "SELECT p.id FROM passages p JOIN documents d ON d.id = p.document_id ORDER BY d.path, p.ord")]
-    return rows, index.store.vectors_of(ids)
+    present, vectors = index.store.vectors_of(ids)
+    assert present == ids
+    return rows, vectors
 
 
 def test_ray_makes_the_same_index_as_a_local_run(local_ray, tmp_path, tiny_model, corpus):
