@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -72,6 +73,13 @@ class Corpus:
         bounds = np.cumsum([0] + [len(a) for a in by_article])
         self.ranges = list(zip(bounds[:-1], bounds[1:]))
         self.rng = np.random.default_rng(seed)
+        self.taken = 0
+
+    def ids(self, n: int) -> list[str]:
+        """Names for the next ``n`` passages (their texts may repeat: a name keeps each its own)."""
+        self.taken += n
+        run = uuid.uuid4().hex[:8]  # a new name in every run, also when --reuse adds to an index
+        return [f"p{run}-{i}" for i in range(self.taken - n, self.taken)]
 
     def take(self, n: int) -> tuple[list[str], np.ndarray]:
         texts, vectors = [], np.empty((n, self.vectors.shape[1]), np.float32)
@@ -107,10 +115,31 @@ def open_in_fresh_process(path: Path) -> dict:
 
 
 def disk(path: Path, texts_bytes: int, passages: int) -> dict:
-    files = {p.name: p.stat().st_size for p in path.iterdir() if p.is_file()}
+    files = {p.name: p.stat().st_size if p.is_file() else sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
+             for p in path.iterdir()}
     total = sum(files.values())
     return {"files": files, "per_passage": total / passages, "text_per_passage": texts_bytes / passages,
             "beyond_text_per_passage": (total - texts_bytes) / passages}
+
+
+def build(index: Index, corpus: Corpus, passages: int, chunk: int) -> None:
+    """Add ``passages`` in calls of ``chunk``, each followed by a call of 1,000, and report both."""
+    print("\n| passages in index | add rate (passages/s) | then a commit of 1,000 (s) | vector index | lexical |"
+          "\n|---:|---:|---:|---|---|")
+    added = 0
+    while added < passages:
+        n = min(chunk, passages - added)
+        texts, vectors = corpus.take(n)
+        started = time.perf_counter()
+        index.add_texts(texts, vectors=vectors, ids=corpus.ids(n))
+        rate = n / (time.perf_counter() - started)
+        small, small_vectors = corpus.take(1000)
+        started = time.perf_counter()
+        index.add_texts(small, vectors=small_vectors, ids=corpus.ids(1000))
+        commit = time.perf_counter() - started
+        added += n + 1000
+        lexical = "tantivy" if index.lexical is not None else "FTS5"
+        print(f"| {added:,} | {rate:,.0f} | {commit:.3f} | {index.vectors.describe()} | {lexical} |", flush=True)
 
 
 def main() -> None:
@@ -122,47 +151,44 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--index", type=Path, default=None, help="where to build (default: a temporary folder)")
     parser.add_argument("--keep", action="store_true", help="keep the index folder")
+    parser.add_argument("--reuse", action="store_true", help="measure the index at --index as it is (no build)")
+    parser.add_argument("--commits", type=int, default=5, help="add_texts calls of 1,000 timed at full size")
     args = parser.parse_args()
 
     folder = args.index or Path(tempfile.mkdtemp(prefix="bench-scale-")) / "index"
-    if folder.exists():
+    if folder.exists() and not args.reuse:
         shutil.rmtree(folder)
     print(f"# {args.passages:,} passages with precomputed vectors (see the docstring), index at {folder}")
-    index = Index.create(folder, ann=args.ann)
+    index = Index.open(folder) if args.reuse else Index.create(folder, ann=args.ann)
     corpus = Corpus(index)
-    exact = faiss.IndexFlatIP(corpus.vectors.shape[1])
-    texts_bytes = 0
-    print("\n| passages in index | add rate (passages/s) | then a commit of 1,000 (s) | vector index | lexical |"
-          "\n|---:|---:|---:|---|---|")
-    added = 0
-    while added < args.passages:
-        n = min(args.chunk, args.passages - added)
-        texts, vectors = corpus.take(n)
+    if not args.reuse:
+        build(index, corpus, args.passages, args.chunk)
+    commits = []
+    for _ in range(args.commits):
+        texts, vectors = corpus.take(1000)
         started = time.perf_counter()
-        index.add_texts(texts, vectors=vectors, ids=[f"p{added + i}" for i in range(n)])
-        rate = n / (time.perf_counter() - started)
-        exact.add(vectors)
-        texts_bytes += 2 * sum(len(t.encode()) for t in texts)  # document and passage rows each hold it
-        added += n
-        small, small_vectors = corpus.take(1000)
-        started = time.perf_counter()
-        index.add_texts(small, vectors=small_vectors, ids=[f"p{added + i}" for i in range(1000)])
-        commit = time.perf_counter() - started
-        exact.add(small_vectors)
-        texts_bytes += 2 * sum(len(t.encode()) for t in small)
-        added += 1000
-        lexical = "tantivy" if index.lexical is not None else "FTS5"
-        print(f"| {added:,} | {rate:,.0f} | {commit:.3f} | {index.vectors.describe()} | {lexical} |", flush=True)
+        index.add_texts(texts, vectors=vectors, ids=corpus.ids(1000))
+        commits.append(time.perf_counter() - started)
+    count = index.stats()["passages"]
+    print(f"\n{args.commits} more add_texts calls of 1,000 passages at {count:,}: p50 {ms(commits)[0] / 1000:.3f} s,"
+          f" slowest {max(commits):.3f} s")
+    texts_bytes = index.store.conn.execute(
+        "SELECT (SELECT sum(length(CAST(text AS BLOB))) FROM documents) + sum(length(CAST(text AS BLOB))) FROM passages"
+    ).fetchone()[0]
+    matrix, ids = index.store.vectors()
     index.close()
 
     opened = open_in_fresh_process(folder)
-    size = disk(folder, texts_bytes, added)
+    size = disk(folder, texts_bytes, count)
     print(f"\nopen: {opened['seconds']:.2f} s; resident memory {opened['rss'] / 2**20:,.0f} MiB"
           f" ({(opened['rss'] - opened['rss_before']) / 2**20:,.0f} MiB more than after the imports)")
     print(f"disk: {size['per_passage']:,.0f} bytes per passage, of which text {size['text_per_passage']:,.0f}"
           f" (stored twice: document and passage); beyond the text {size['beyond_text_per_passage']:,.0f}."
           f" Files: {', '.join(f'{k} {v / 2**20:,.1f} MiB' for k, v in size['files'].items())}")
 
+    exact = faiss.IndexIDMap(faiss.IndexFlatIP(matrix.shape[1]))  # exact search over the stored vectors
+    exact.add_with_ids(matrix, np.asarray(ids, np.int64))
+    del matrix
     index = Index.open(folder)
     questions = list(corpus.rng.choice(corpus.questions, size=args.queries, replace=False))
     query_vectors = np.vstack([index.embed(q) for q in questions]).astype(np.float32)
@@ -171,19 +197,25 @@ def main() -> None:
     print(f"\nvector index: {index.vectors.describe()}, nprobe {args.nprobe or DEFAULT_NPROBE};"
           f" lexical: {'tantivy' if index.lexical is not None else 'FTS5'}")
     print("\n| mode | p50 ms | p99 ms | recall@10 vs exact |\n|---|---:|---:|---:|")
-    for mode in ("dense", "lexical", "hybrid"):
+    modes = ["dense", "lexical", "hybrid"] + (["lexical (FTS5)", "hybrid (FTS5)"] if index.lexical is not None else [])
+    lexical_index = index.lexical
+    for mode in modes:
+        index.lexical = None if "FTS5" in mode else lexical_index
         times, recalls = [], []
+        index.embed = lambda text: query_vectors[0]
+        index.search(questions[0], k=10, mode=mode.split()[0], **options)  # untimed: files into the page cache
         for q, truth_ids, qv in zip(questions, truth, query_vectors):
             index.embed = lambda text, qv=qv: qv  # the encoder's time is measured apart, below
             started = time.perf_counter()
-            hits = index.search(q, k=10, mode=mode, **options)
+            hits = index.search(q, k=10, mode=mode.split()[0], **options)
             times.append(time.perf_counter() - started)
             if mode == "dense":
-                recalls.append(len({h.path for h in hits} & {f"p{i}" for i in truth_ids}) / 10)
+                recalls.append(len({h.passage_id for h in hits} & set(truth_ids.tolist())) / 10)
         p50, p99 = ms(times)
         recall = f"{statistics.mean(recalls):.3f}" if recalls else ""
         print(f"| {mode} | {p50:.1f} | {p99:.1f} | {recall} |", flush=True)
     del index.embed
+    index.lexical = lexical_index
     times = []
     for q in questions[:50]:
         started = time.perf_counter()

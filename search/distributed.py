@@ -67,9 +67,8 @@ class RayEncoding:
         if workers is None:
             workers = max(1, int(ray.cluster_resources().get("CPU", 1)) // THREADS_PER_WORKER)
         actor = ray.remote(num_cpus=THREADS_PER_WORKER)(EncoderWorker)
-        self.workers = workers
-        self.pool = ActorPool([actor.remote(model, kind, precision, backend, THREADS_PER_WORKER)
-                               for _ in range(workers)])
+        self.actors = [actor.remote(model, kind, precision, backend, THREADS_PER_WORKER) for _ in range(workers)]
+        self.pool = ActorPool(self.actors)
 
     def encode_batches(self, batches: Iterable[list[str]]) -> Iterator[np.ndarray]:
         """The vectors of each batch of texts, in order, as the workers finish them."""
@@ -78,5 +77,5 @@ class RayEncoding:
     def close(self) -> None:
         import ray
 
-        for worker in self.pool._idle_actors:
-            ray.kill(worker)
+        for actor in self.actors:
+            ray.kill(actor)

@@ -24,6 +24,9 @@ from pathlib import Path
 TANTIVY_FROM = 100_000
 FOLDER = "lexical"
 GENERATION_FILE = "generation"
+INTENT_FILE = "applying"
+#: More segments than this at the end of a run, and it waits for tantivy's merges.
+MAX_SEGMENTS = 8
 #: Memory tantivy's writer may fill before it writes a segment (it needs 15 MB at least).
 WRITER_HEAP = 64_000_000
 _NOT_ALPHANUMERIC = re.compile(r"[\W_]+")
@@ -69,22 +72,27 @@ class LexicalIndex:
 
         Tantivy's commit is atomic and the generation is recorded after it: a run killed in between
         leaves an older generation recorded, so readers keep to FTS5 until the next run applies the
-        changes since that generation again (removing an id before adding it makes that safe)."""
+        changes since that generation again. That run finds the intent file of the killed one and
+        removes each id before adding it, so that none is there twice."""
         import tantivy
 
+        intent = self.folder / INTENT_FILE
+        again = intent.exists() and not rebuild  # a killed run may have committed some of these
+        intent.write_text(str(generation))
         writer = self._writer_or_new()
         if rebuild:
             writer.delete_all_documents()
         for i in removed:
             writer.delete_documents_by_term("id", int(i))
         for i, text in added:
-            if not rebuild:  # it may be there already, from a run killed before it recorded its generation
+            if again:
                 writer.delete_documents_by_term("id", int(i))
             writer.add_document(tantivy.Document(id=int(i), text=text))
         writer.commit()
         pending = self.folder / (GENERATION_FILE + ".pending")
         pending.write_text(str(generation))
         os.replace(pending, self.folder / GENERATION_FILE)
+        intent.unlink()
 
     def _writer_or_new(self):
         if self._writer is None:
@@ -92,10 +100,14 @@ class LexicalIndex:
         return self._writer
 
     def close(self) -> None:
-        """Let go of tantivy's writer lock (a process that dies lets go of it too)."""
-        if self._writer is not None:
+        """Let go of tantivy's writer lock, for the next run of any process (a process that dies
+        lets go of it too). Segment merges still running stop there, unless the segments have
+        grown many: then they are waited for, which keeps searches and deletions quick."""
+        if self._writer is None:
+            return
+        if self.index.searcher().num_segments > MAX_SEGMENTS:
             self._writer.wait_merging_threads()
-            self._writer = None
+        self._writer = None
 
     def search(self, words: list[str], n: int) -> list[tuple[int, float]]:
         """The top ``n`` passages holding any of ``words`` (content words, ``terms``) by BM25, as

@@ -31,6 +31,8 @@ SCHEMA_VERSION = 1
 #: Pages of 16 KiB rather than SQLite's 4: a passage row with its vector (about 1.7 KB) left most
 #: of a 4 KiB page unused (docs/scale.md).
 PAGE_SIZE = 16384
+#: Bytes the write-ahead log keeps after a checkpoint (a large transaction would leave it large).
+WAL_LIMIT = 64 * 2**20
 #: How long a writer waits for another process's write transaction before giving up.
 BUSY_TIMEOUT_MS = 5000
 
@@ -89,6 +91,7 @@ class Store:
             self.db = sqlite_utils.Database(str(self.path))
             self.db.execute(f"PRAGMA page_size={PAGE_SIZE}")  # takes effect for a new database only
             self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute(f"PRAGMA journal_size_limit={WAL_LIMIT}")
             self.db.execute("PRAGMA foreign_keys=ON")
             self.db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             self._ensure_schema()

@@ -153,11 +153,15 @@ class VectorIndex:
         return path.with_name(path.name + ".pending")
 
     def write_pending(self, path: Path) -> None:
-        """Write these vectors, as of their generation, to the pending file, synced to disk."""
-        payload = faiss.serialize_index(self.index)
+        """Write these vectors, as of their generation, to the pending file, synced to disk. FAISS
+        writes straight into the file (a serialized copy in memory took seconds at a million);
+        the header, with the payload's length and CRC, goes in front last."""
         with open(self.pending_path(path), "wb") as f:
-            f.write(HEADER.pack(MAGIC, self.generation, len(payload), zlib.crc32(payload)))
-            f.write(payload.data)
+            f.write(bytes(HEADER.size))
+            checked = _Checked(f)
+            faiss.write_index(self.index, faiss.PyCallbackIOWriter(checked.write))
+            f.seek(0)
+            f.write(HEADER.pack(MAGIC, self.generation, checked.size, checked.crc))
             f.flush()
             os.fsync(f.fileno())
 
@@ -166,23 +170,28 @@ class VectorIndex:
 
     @classmethod
     def load(cls, path: Path, dimension: int) -> "VectorIndex":
+        """The vectors of a file ``write_pending`` wrote, checked against its header while FAISS
+        reads it (once, straight from the file); files of earlier versions have no header."""
         if not path.exists():
             raise FileNotFoundError(f"The vector file {path} is missing. Run `search index --repair`.")
-        data = np.fromfile(path, dtype=np.uint8)
         damaged = IndexCorrupt(f"The vector file {path} is damaged or truncated."
                                " Run `search index --repair` to rebuild it from the database.")
-        generation = 0
-        if data[: len(MAGIC)].tobytes() == MAGIC:
-            if len(data) < HEADER.size:
+        with open(path, "rb") as f:
+            head = f.read(HEADER.size)
+            generation, size, crc = 0, None, None
+            if head[: len(MAGIC)] == MAGIC and len(head) == HEADER.size:
+                _, generation, size, crc = HEADER.unpack(head)
+            elif head[: len(MAGIC)] == MAGIC:
                 raise damaged
-            _, generation, size, crc = HEADER.unpack(data[: HEADER.size].tobytes())
-            data = data[HEADER.size :]
-            if len(data) != size or zlib.crc32(data) != crc:
+            else:
+                f.seek(0)
+            checked = _Checked(f)
+            try:
+                index = faiss.read_index(faiss.PyCallbackIOReader(checked.read))
+            except RuntimeError as exc:
+                raise damaged from exc
+            if size is not None and (checked.size != size or checked.crc != crc or f.read(1)):
                 raise damaged
-        try:  # files without the header were written by earlier versions: generation 0
-            index = faiss.deserialize_index(data)
-        except RuntimeError as exc:
-            raise damaged from exc
         if index.d != dimension:
             raise IndexCorrupt(f"The vector file {path} has dimension {index.d}, the index expects {dimension}.")
         return cls(dimension, index, generation)
@@ -223,3 +232,24 @@ class VectorIndex:
         else:
             pending.unlink()
         return ok
+
+
+class _Checked:
+    """A file read or written through FAISS's callbacks, counting the bytes and their CRC-32."""
+
+    def __init__(self, file):
+        self.file = file
+        self.size = 0
+        self.crc = 0
+
+    def write(self, data: bytes) -> int:
+        self.file.write(data)
+        self.size += len(data)
+        self.crc = zlib.crc32(data, self.crc)
+        return len(data)
+
+    def read(self, n: int) -> bytes:
+        data = self.file.read(n)
+        self.size += len(data)
+        self.crc = zlib.crc32(data, self.crc)
+        return data

@@ -217,3 +217,29 @@ def test_a_lexical_index_behind_sqlite_is_not_used_and_catches_up(tmp_path, tiny
         assert again.lexical.generation == again.store.generation()
         assert lexical_ids(again, "okapi giraffe") == ["okapi"]
         assert lexical_ids(again, "passage number 3")[0] == "t3"
+
+
+def test_a_run_killed_after_tantivys_commit_leaves_no_passage_twice(tmp_path, tiny_model, small_tantivy_threshold,
+                                                                     monkeypatch):
+    import search.lexical
+
+    with Index.create(tmp_path / "ix", model=tiny_model) as idx:
+        idx.add_texts(texts(60), ids=[f"t{i}" for i in range(60)])
+        real_replace = search.lexical.os.replace
+
+        def killed(src, dst):
+            if str(dst).endswith(search.lexical.GENERATION_FILE):
+                raise KeyboardInterrupt  # tantivy committed; the generation is not recorded
+            real_replace(src, dst)
+
+        monkeypatch.setattr(search.lexical.os, "replace", killed)
+        with pytest.raises(KeyboardInterrupt):
+            idx.add_texts(["the okapi is a giraffe relative"], ids=["okapi"])
+        monkeypatch.undo()
+    with Index.open(tmp_path / "ix") as again:
+        assert again.lexical.generation < again.store.generation()
+        again.add_texts(["another text"], ids=["other"])  # applies the killed run's changes again
+        assert again.lexical.generation == again.store.generation()
+        again.lexical.index.reload()
+        assert again.lexical.index.searcher().num_docs == again.stats()["passages"] == 62
+        assert lexical_ids(again, "okapi giraffe") == ["okapi"]
