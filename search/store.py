@@ -225,13 +225,14 @@ class Store:
     def vector_changes(self, since: int) -> tuple[list[int], list[int], np.ndarray]:
         """What changed after generation ``since``: ids removed, and ids added with their vectors
         (an id removed and added again is in both: remove first, then add)."""
-        rows = list(self.conn.execute("SELECT id, vector FROM passages WHERE generation > ? AND vector IS NOT NULL"
-                                      " ORDER BY id", (since,)))
+        # no ORDER BY: with one, SQLite scans the whole table (a million rows: 0.4 s) instead of the generation index
+        rows = list(self.conn.execute("SELECT id, vector FROM passages WHERE generation > ? AND vector IS NOT NULL",
+                                      (since,)))
         return self.removed_since(since), [r[0] for r in rows], vectors_from_blobs([r[1] for r in rows], self.dimension)
 
     def texts_since(self, since: int) -> sqlite3.Cursor:
         """(id, text) of the passages added after generation ``since`` (all: -1), as a cursor."""
-        return self.conn.execute("SELECT id, text FROM passages WHERE generation > ? ORDER BY id", (since,))
+        return self.conn.execute("SELECT id, text FROM passages WHERE generation > ?", (since,))  # no ORDER BY (above)
 
     def changes_since(self, since: int) -> int:
         """How many passages were added or removed after generation ``since``."""
