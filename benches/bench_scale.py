@@ -35,7 +35,7 @@ import faiss  # noqa: E402
 import numpy as np  # noqa: E402
 
 from search import Index  # noqa: E402
-from search.vectors import DEFAULT_NPROBE  # noqa: E402
+from search.vectors import default_probes  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 SQUAD = ROOT.parent / "shared" / "data" / "squad" / "train-v1.1.json"
@@ -153,6 +153,7 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the index folder")
     parser.add_argument("--reuse", action="store_true", help="measure the index at --index as it is (no build)")
     parser.add_argument("--commits", type=int, default=5, help="add_texts calls of 1,000 timed at full size")
+    parser.add_argument("--modes", default="dense,lexical,hybrid", help="search modes to time (comma-separated)")
     args = parser.parse_args()
 
     folder = args.index or Path(tempfile.mkdtemp(prefix="bench-scale-")) / "index"
@@ -170,8 +171,9 @@ def main() -> None:
         index.add_texts(texts, vectors=vectors, ids=corpus.ids(1000))
         commits.append(time.perf_counter() - started)
     count = index.stats()["passages"]
-    print(f"\n{args.commits} more add_texts calls of 1,000 passages at {count:,}: p50 {ms(commits)[0] / 1000:.3f} s,"
-          f" slowest {max(commits):.3f} s")
+    if commits:
+        print(f"\n{args.commits} more add_texts calls of 1,000 passages at {count:,}: p50 {ms(commits)[0] / 1000:.3f} s,"
+              f" slowest {max(commits):.3f} s")
     texts_bytes = index.store.conn.execute(
         "SELECT (SELECT sum(length(CAST(text AS BLOB))) FROM documents) + sum(length(CAST(text AS BLOB))) FROM passages"
     ).fetchone()[0]
@@ -194,10 +196,11 @@ def main() -> None:
     query_vectors = np.vstack([index.embed(q) for q in questions]).astype(np.float32)
     _, truth = exact.search(query_vectors, 10)
     options = {"nprobe": args.nprobe} if args.nprobe else {}
-    print(f"\nvector index: {index.vectors.describe()}, nprobe {args.nprobe or DEFAULT_NPROBE};"
+    print(f"\nvector index: {index.vectors.describe()}, nprobe {args.nprobe or default_probes(index.vectors.lists)};"
           f" lexical: {'tantivy' if index.lexical is not None else 'FTS5'}")
     print("\n| mode | p50 ms | p99 ms | recall@10 vs exact |\n|---|---:|---:|---:|")
-    modes = ["dense", "lexical", "hybrid"] + (["lexical (FTS5)", "hybrid (FTS5)"] if index.lexical is not None else [])
+    modes = [m for m in ["dense", "lexical", "hybrid"] + (["lexical (FTS5)", "hybrid (FTS5)"] if index.lexical is not None else [])
+             if m.split()[0] in args.modes.split(",")]
     lexical_index = index.lexical
     for mode in modes:
         index.lexical = None if "FTS5" in mode else lexical_index

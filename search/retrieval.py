@@ -94,7 +94,7 @@ class Retriever:
     embed: Callable[[str], np.ndarray]
     fusion: str = DEFAULT_FUSION
     alpha: float = DEFAULT_ALPHA
-    nprobe: int | None = None  # lists an approximate (IVF) vector index searches (vectors.DEFAULT_NPROBE)
+    nprobe: int | None = None  # lists an approximate (IVF) vector index searches (default: vectors.default_probes)
     lexical_index: LexicalIndex | None = None  # tantivy, for large indexes (lexical)
 
     def rank(self, query: str, n: int, mode: str = "hybrid", filters: list[Condition] = ()) -> list[Ranked]:

@@ -92,7 +92,7 @@ def test_default_probes_find_most_of_the_exact_neighbours(ivf_index):
         truth = {f"t{i}" for i in np.argsort(-(unit @ q))[:10]}
         ivf_index.embed = lambda text, q=q: q
         found += len(truth & {h.path for h in ivf_index.search("q", k=10, mode="dense")})
-    assert ivf_index.vectors.lists > vectors_module.DEFAULT_NPROBE // 2  # the probes do not cover every list
+    assert ivf_index.vectors.lists > vectors_module.default_probes(ivf_index.vectors.lists)  # not every list
     assert found / 300 >= 0.9
 
 

@@ -160,4 +160,5 @@ ANN_CHOICES = ("auto", "flat", "ivf")
 
 nprobe_option = click.option(
     "--nprobe", type=click.IntRange(1), help="Approximate (IVF) indexes: how many lists to search; more is slower and"
-    " finds more of the exact nearest passages (default 16; `search stats` shows the index kind).")
+    " finds more of the exact nearest passages (default: a sixteenth of the lists, at least 16; `search stats`"
+    " shows the index).")
