@@ -1,10 +1,9 @@
 """BM25 for large indexes: a tantivy index of the passages, beside SQLite's FTS5.
 
 FTS5 (in ``index.db``) computes BM25 for every passage that holds a query word, about 2.5 µs
-each: instant on thousands of passages, but at 100,000 a query took 26 ms at p50 and 229 ms at p99,
-and ten times that at a million. Tantivy (Lucene's design, in Rust) keeps score bounds per block
-of postings and skips the blocks that cannot reach the top n (block-max WAND): 2.6 ms on the same
-index (docs/scale.md). An index of ``TANTIVY_FROM`` passages or more keeps one in ``lexical/``;
+each: instant on thousands of passages, but 26 ms at p50 at 100,000 and 390 ms at a million.
+Tantivy (Lucene's design, in Rust) keeps score bounds per block of postings and skips the blocks
+that cannot reach the top n (block-max WAND): 4.9 ms at a million (docs/scale.md). An index of ``TANTIVY_FROM`` passages or more keeps one in ``lexical/``;
 smaller ones, and lexical searches with filters (which are SQL), use FTS5.
 
 Like the vector file, it is derived from SQLite, which keeps every passage's text: it records the
