@@ -35,11 +35,11 @@ def _intact(path, documents):
 
 @pytest.fixture
 def tmpfs(tmp_path):
-    """A 4 MB file system (an empty index takes 0.4 MB), where the machine allows mounting one (root in a
+    """A 2 MB file system (an empty index takes 0.4 MB), where the machine allows mounting one (root in a
     container, as CI is)."""
     mount = tmp_path / "small"
     mount.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)], capture_output=True).returncode:
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], capture_output=True).returncode:
         pytest.skip("cannot mount a tmpfs here; the injected failures below cover the same paths")
     yield mount
     subprocess.run(["umount", "-l", str(mount)])
@@ -52,9 +52,9 @@ def test_a_full_disk_is_one_clear_error_and_keeps_the_index(tmpfs, tiny_model, c
         index.writer.compact_min = compact_min
         index.writer.checkpoint_seconds = 1e9  # the failing write is one transaction, however slow the machine
         index.add_texts([f"the cat number {i} sat on the mat" for i in range(20)])
-        filler = "the cat sat on the mat " * 2_000  # 120 of them are more than the disk holds
+        filler = "the cat sat on the mat " * 2_000  # 60 of them are more than the disk holds
         with pytest.raises(IndexWriteError, match="the disk is full.*last committed state"):
-            index.add_texts([filler + str(i) for i in range(120)])
+            index.add_texts([filler + str(i) for i in range(60)])
         assert index.stats()["documents"] == 20  # the same object goes on working
     _intact(path, 20)
 
