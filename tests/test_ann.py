@@ -7,7 +7,7 @@ from search import Index
 from search import vectors as vectors_module
 from search.cli.common import ANN_CHOICES
 from search.store import STORED_DTYPE
-from search.vectors import ANN, VectorIndex, plan
+from search.vectors import ANN, plan
 
 
 def clustered(n: int, dimension: int, seed: int = 0, centres: int = 20) -> np.ndarray:
