@@ -122,30 +122,34 @@ def disk(path: Path, texts_bytes: int, passages: int) -> dict:
             "beyond_text_per_passage": (total - texts_bytes) / passages}
 
 
-def build(index: Index, corpus: Corpus, passages: int, chunk: int) -> None:
-    """Add ``passages`` in calls of ``chunk``, each followed by a call of 1,000, and report both."""
-    print("\n| passages in index | add rate (passages/s) | then a commit of 1,000 (s) | vector index | lexical |"
-          "\n|---:|---:|---:|---|---|")
-    added = 0
+def build(index: Index, corpus: Corpus, passages: int, chunk: int, rows: int) -> list[float]:
+    """Add ``passages`` in ``add_texts`` calls of ``chunk``, each timed: a table row every
+    ``rows`` passages with the add rate, the median and the slowest call of that stretch. Returns
+    the seconds of every call."""
+    print(f"\n| passages in index | add rate (passages/s) | call of {chunk:,}: p50 (s) | slowest (s) | vector index | lexical |"
+          "\n|---:|---:|---:|---:|---|---|")
+    added, times, stretch = 0, [], []
     while added < passages:
         n = min(chunk, passages - added)
         texts, vectors = corpus.take(n)
         started = time.perf_counter()
         index.add_texts(texts, vectors=vectors, ids=corpus.ids(n))
-        rate = n / (time.perf_counter() - started)
-        small, small_vectors = corpus.take(1000)
-        started = time.perf_counter()
-        index.add_texts(small, vectors=small_vectors, ids=corpus.ids(1000))
-        commit = time.perf_counter() - started
-        added += n + 1000
-        lexical = "tantivy" if index.lexical is not None else "FTS5"
-        print(f"| {added:,} | {rate:,.0f} | {commit:.3f} | {index.vectors.describe()} | {lexical} |", flush=True)
+        stretch.append(time.perf_counter() - started)
+        added += n
+        if added % rows < chunk or added >= passages:
+            lexical = "tantivy" if index.lexical is not None else "FTS5"
+            print(f"| {added:,} | {n * len(stretch) / sum(stretch):,.0f} | {statistics.median(stretch):.3f}"
+                  f" | {max(stretch):.3f} | {index.vectors.describe()} | {lexical} |", flush=True)
+            times += stretch
+            stretch = []
+    return times
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--passages", type=int, default=100_000)
-    parser.add_argument("--chunk", type=int, default=20_000, help="passages per add_texts call while building")
+    parser.add_argument("--chunk", type=int, default=1000, help="passages per add_texts call while building")
+    parser.add_argument("--rows", type=int, default=None, help="a table row every ROWS passages (default: a tenth)")
     parser.add_argument("--ann", default="auto")
     parser.add_argument("--nprobe", type=int, default=None)
     parser.add_argument("--queries", type=int, default=200)
@@ -164,7 +168,10 @@ def main() -> None:
     index = Index.open(folder) if args.reuse else Index.create(folder, ann=args.ann)
     corpus = Corpus(index)
     if not args.reuse:
-        build(index, corpus, args.passages, args.chunk)
+        times = build(index, corpus, args.passages, args.chunk, args.rows or max(args.chunk, args.passages // 10))
+        slowest = sorted(times)[-3:]
+        print(f"\nall {len(times):,} calls: p50 {statistics.median(times):.3f} s, p99 {ms(times)[1] / 1000:.3f} s,"
+              f" slowest {', '.join(f'{t:.3f}' for t in reversed(slowest))} s")
     commits = []
     for _ in range(args.commits):
         texts, vectors = corpus.take(1000)

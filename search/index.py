@@ -156,6 +156,8 @@ class Index:
                           precision=precision, backend=backend, ann=ann or "auto", **options)
 
     def close(self) -> None:
+        """Close the index, once a rebuild the writer started is done (``background``)."""
+        self.writer.wait_for_rebuilds()
         if self.lexical is not None:
             self.lexical.close()
         self.store.close()
@@ -207,11 +209,7 @@ class Index:
             if vectors.generation > generation:
                 matrix, ids = self.store.vectors()
                 return VectorIndex.build(vectors.dimension, ids, matrix, self.ann, generation)
-        removed, added, matrix = self.store.vector_changes(vectors.generation)
-        vectors.remove(removed + added)
-        if added:
-            vectors.add(added, matrix)
-        vectors.generation = generation
+        vectors.apply_changes(*self.store.vector_changes(vectors.generation), generation)
         return vectors
 
     @property
@@ -270,6 +268,11 @@ class Index:
     def delete(self, targets: Iterable[str]) -> int:
         """Delete documents by path, source file, folder or glob; returns how many were deleted."""
         return self.writer.delete(targets)
+
+    def wait_for_rebuilds(self) -> None:
+        """Wait until what the writer rebuilds in the background (the vector file, the tantivy
+        index: ``background``) is done and in use; ``close`` waits too."""
+        self.writer.wait_for_rebuilds()
 
     def set_ann(self, ann: str) -> None:
         """Choose the vector index's structure (``vectors.ANN``) for good; it is rebuilt now if needed."""

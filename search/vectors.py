@@ -67,6 +67,7 @@ class VectorIndex:
         self.dimension = dimension
         self.index = index if index is not None else faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
         self.generation = generation  # the store's generation these vectors match
+        self.journal: list | None = None  # when a list: every add and remove is recorded (``replay``)
 
     @classmethod
     def build(cls, dimension: int, ids, vectors: np.ndarray, ann: str = "auto", generation: int = 0) -> "VectorIndex":
@@ -125,10 +126,29 @@ class VectorIndex:
         if vectors.shape[1] != self.dimension:
             raise ValueError(f"vectors have dimension {vectors.shape[1]}, the index {self.dimension}")
         self.index.add_with_ids(vectors, np.asarray(ids, dtype=np.int64))
+        if self.journal is not None:
+            self.journal.append((np.asarray(ids, dtype=np.int64), vectors))
 
     def remove(self, ids) -> None:
         if len(ids):
             self.index.remove_ids(faiss.IDSelectorBatch(np.asarray(ids, dtype=np.int64)))
+            if self.journal is not None:
+                self.journal.append((np.asarray(ids, dtype=np.int64), None))
+
+    def apply_changes(self, removed: list[int], added: list[int], matrix: np.ndarray, generation: int) -> None:
+        """Bring these vectors to ``generation`` with the changes since theirs (``Store.vector_changes``:
+        an id removed and added again is in both)."""
+        self.remove(removed + added)
+        self.add(added, matrix)
+        self.generation = generation
+
+    def replay(self, journal: list) -> None:
+        """Do again what another index recorded in its ``journal``, in order."""
+        for ids, vectors in journal:
+            if vectors is None:
+                self.remove(ids)
+            else:
+                self.add(ids, vectors)
 
     def search(self, query: np.ndarray, k: int, allowed=None, nprobe: int | None = None) -> list[tuple[int, float]]:
         """The ``k`` nearest ids to one query vector, optionally only among ``allowed`` ids. An IVF

@@ -1,11 +1,12 @@
 """The write path of an index: files and texts -> documents -> passages -> vectors -> one transaction.
 
 ``IndexWriter`` owns the SQLite write transaction; each one is a new generation of the store. A
-commit writes only SQLite (the passages carry their vectors); the vector file is rewritten only when
-the changes since its generation have grown large (``compact_min``, ``compact_fraction``), so that a
-commit costs in proportion to the change, not to the index. That rewrite is two-phase: write
-``vectors.faiss.pending``, commit SQLite, rename the pending file over the live one
-(``vectors.VectorIndex.recover`` finishes or undoes a run killed in between). Long runs commit every
+commit writes SQLite (the passages carry their vectors) and applies its changes to the tantivy index,
+if there is one, so that it costs in proportion to the change, not to the index. What costs in
+proportion to the index is done beside the commits, in a thread (``background``): rewriting the
+vector file when the changes since its generation have grown large (``compact_min``,
+``compact_fraction``; until then readers apply them from SQLite), building it anew with another
+structure when the index has grown to want one, building the tantivy index. Long runs commit every
 ``checkpoint_seconds``, even inside a file: its documents stay marked incomplete until its last
 passage is in, and the next run goes on from the passages stored (``IndexWriter._resume``).
 """
@@ -20,6 +21,7 @@ import json
 import os
 import sqlite3
 import time
+import warnings
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,6 +30,7 @@ from typing import TYPE_CHECKING, Iterable, Iterator, Mapping, Sequence
 import numpy as np
 from filelock import FileLock, Timeout
 
+from .background import LEXICAL, VECTORS, Rebuild
 from .enrich import Enricher, mark_enriched, parse_enrichers
 from .exported import sustained_backend
 from .errors import IndexWriteError, SearchError, UnreadableFile
@@ -107,9 +110,9 @@ class IndexWriter:
     checkpoint_seconds = 5.0
     #: Passages encoded per step.
     batch_passages = 256
-    #: The vector file is rewritten when more passages than this, plus this fraction of the index,
-    #: were added or removed since it was (until then readers apply those changes from SQLite, about
-    #: 30 µs each when they open: 0.7 s at a million passages; the rewrite takes 0.4 s there).
+    #: The vector file is rewritten (in the background) when more passages than this, plus this
+    #: fraction of the index, were added or removed since it was (until then readers apply those
+    #: changes from SQLite, about 30 µs each when they open: 0.7 s at a million passages).
     compact_min = 2000
     compact_fraction = 0.02
     #: Seconds a run waits for the writer lock before saying another process writes (a reader
@@ -121,8 +124,10 @@ class IndexWriter:
         self.generation = 0  # of the open write transaction
         self.wait = False  # for another process's run to end, instead of failing
         self.on_wait = lambda: None  # called once when this writer starts waiting
-        self._lock = FileLock(index.path / LOCK_NAME)
+        # not bound to a thread: a rebuild (``background``) holds it from its own, and lets go of it there
+        self._lock = FileLock(index.path / LOCK_NAME, thread_local=False)
         self.remote = None  # a distributed.RayEncoding, for a run that encodes on Ray
+        self.rebuild: Rebuild | None = None  # running in the background, or done and not yet adopted
 
     @contextmanager
     def exclusive(self):
@@ -137,7 +142,8 @@ class IndexWriter:
             self.on_wait()
             self._lock.acquire()
         try:
-            VectorIndex.recover(self.index.vectors_path, self.index.store.generation())
+            if self.rebuild is None:  # else a pending vector file may be its, being written
+                VectorIndex.recover(self.index.vectors_path, self.index.store.generation())
             yield
         finally:
             if self.index.lexical is not None:
@@ -177,43 +183,108 @@ class IndexWriter:
         self.generation = self.index.store.generation() + 1
         write_meta(self.conn, {"generation": self.generation})
         self.index.vectors.generation = self.generation
+        self._record_vector_file(VectorIndex.file_generation(self.index.vectors_path))
+
+    def _record_vector_file(self, generation: int | None) -> None:
+        """Note that the vector file is now of ``generation`` (a rebuild may have written it since
+        the last transaction). The removals before the file it replaced go: readers of that one
+        still find the changes since it."""
+        written = self.index.store.meta_int("vectors_generation")
+        if generation is not None and generation > written:
+            self.conn.execute("DELETE FROM removed_passages WHERE generation <= ?", (written,))
+            write_meta(self.conn, {"vectors_generation": generation, "purged_through": written})
 
     def commit(self, rewrite_vectors: bool = False) -> None:
-        """Commit the transaction; rewrite the vector file with it when the changes since it was
-        written have grown large, or when asked (two phases, see the module's docstring)."""
-        store = self.index.store
-        if self.index.vectors.due_for_rebuild(self.index.ann):
-            self.index.vectors = self.rebuilt_vectors()
-            rewrite_vectors = True
-        vectors = self.index.vectors
-        written = store.meta_int("vectors_generation")
-        if rewrite_vectors or store.changes_since(written) > self.compact_min + self.compact_fraction * len(vectors):
-            # Readers of the file being replaced still find the changes since it; older ones go.
-            self.conn.execute("DELETE FROM removed_passages WHERE generation <= ?", (written,))
-            write_meta(self.conn, {"vectors_generation": self.generation, "purged_through": written})
-            vectors.write_pending(self.index.vectors_path)
+        """Commit the transaction and bring the tantivy index to it; then start rebuilds that have
+        become due (``background``). ``rewrite_vectors`` writes the vector file with the commit
+        instead, in two phases: ``vectors.faiss.pending``, the commit, a rename over the live file
+        (``vectors.VectorIndex.recover`` finishes or undoes a run killed in between)."""
+        if rewrite_vectors:
+            self.wait_for_rebuilds()
+            self._record_vector_file(self.generation)
+            self.index.vectors.write_pending(self.index.vectors_path)
             self.conn.commit()
-            vectors.promote(self.index.vectors_path)
+            self.index.vectors.promote(self.index.vectors_path)
         else:
             self.conn.commit()
+        if self.rebuild is not None and self.rebuild.done:
+            self.adopt()
         self.update_lexical()
+        self._rebuild_vectors_if_due()
+
+    def _rebuild_vectors_if_due(self) -> None:
+        """Rewrite the vector file in the background when the changes since it have grown large, or
+        build it anew when the index wants another structure (``VectorIndex.due_for_rebuild``)."""
+        if self.rebuild is not None:
+            return  # one at a time; this one's turn comes at a later commit
+        vectors = self.index.vectors
+        restructure = vectors.due_for_rebuild(self.index.ann)
+        written = VectorIndex.file_generation(self.index.vectors_path) or 0
+        if restructure or self.index.store.changes_since(written) > self.compact_min + self.compact_fraction * len(vectors):
+            self._start(VECTORS, self.index.vectors_path, restructure)
+
+    def _start(self, kind: str, target: Path, restructure: bool = False) -> None:
+        """Start a rebuild; it holds the writer lock until it is done (``background``)."""
+        self._lock.acquire()
+        self.rebuild = Rebuild(kind, target, self.index.store.path, self.index.vectors.dimension, self.index.ann,
+                               restructure, self._lock.release)
+        if restructure:  # what the index gets meanwhile, for the rebuilt one to get too (``adopt``)
+            self.index.vectors.journal = []
+        try:
+            self.rebuild.start()
+        except BaseException:
+            self.rebuild, self.index.vectors.journal = None, None
+            self._lock.release()
+            raise
+
+    def adopt(self) -> None:
+        """Wait for the rebuild and take what it made: the tantivy index, or vectors of a new
+        structure (given what the index got since it started). A rebuild that failed lost
+        nothing (the last file stays, and readers apply the changes since it); it is said in a
+        warning, and tried again when due at a later commit."""
+        rebuild, self.rebuild = self.rebuild, None
+        rebuild.wait()
+        journal, self.index.vectors.journal = self.index.vectors.journal, None
+        if rebuild.error is not None:
+            what = "vector file" if rebuild.kind == VECTORS else "tantivy index"
+            warnings.warn(f"Could not rebuild the {what} of the index at {self.index.path}: {_reason(rebuild.error)}."
+                          " Nothing is lost; it is tried again later.", stacklevel=2)
+        elif rebuild.kind == LEXICAL:
+            self.index.lexical = rebuild.result
+        elif rebuild.restructure and journal is not None:
+            vectors = rebuild.result
+            vectors.replay(journal)
+            vectors.generation = self.index.vectors.generation
+            self.index.vectors = vectors
+
+    def wait_for_rebuilds(self) -> None:
+        """Let a background rebuild finish (``background``), and take what it made."""
+        if self.rebuild is not None:
+            self.adopt()
 
     def update_lexical(self, rebuild: bool = False) -> None:
         """Bring the tantivy index (``lexical``) to the state just committed, from the changes since
-        the one it matches; make it once the index has ``TANTIVY_FROM`` passages."""
+        the one it matches. It is built in the background (``background``) once the index has
+        ``TANTIVY_FROM`` passages, or when it cannot follow (asked, or too far behind)."""
         store, lexical = self.index.store, self.index.lexical
-        if lexical is None:
-            if len(self.index.vectors) < TANTIVY_FROM:
-                return
-            lexical = self.index.lexical = LexicalIndex(LexicalIndex.path(self.index.path))
-        since = lexical.generation
-        rebuild = rebuild or since < 0 or since < store.meta_int("purged_through")
-        removed = [] if rebuild else store.removed_since(since)
-        lexical.apply(removed, store.texts_since(-1 if rebuild else since), store.generation(), rebuild)
+        if self.rebuild is not None and self.rebuild.kind == LEXICAL:
+            return  # being built; the changes since its snapshot come at the next commit after
+        if lexical is None and len(self.index.vectors) < TANTIVY_FROM:
+            return
+        since = -1 if lexical is None else lexical.generation
+        if rebuild or since < 0 or since < store.meta_int("purged_through"):
+            if self.rebuild is None:  # else at a later commit
+                if lexical is not None:
+                    lexical.close()
+                    self.index.lexical = None
+                self._start(LEXICAL, LexicalIndex.path(self.index.path))
+            return
+        lexical.apply(store.removed_since(since), store.texts_since(since), store.generation())
 
     def rollback(self) -> None:
         """Forget uncommitted work: roll SQLite back and reload the last committed vectors."""
         self.conn.rollback()
+        self.wait_for_rebuilds()
         VectorIndex.pending_path(self.index.vectors_path).unlink(missing_ok=True)
         self.index.vectors = self.index.load_vectors()
 
@@ -227,10 +298,14 @@ class IndexWriter:
         plan(0, ann)  # a clear error for an unknown value
         if ann == self.index.ann:
             return
+        self.wait_for_rebuilds()
         self.begin()
         self.set_meta({"ann": ann})
         self.index.meta["ann"] = ann
-        self.commit()
+        rewrite = self.index.vectors.due_for_rebuild(ann)
+        if rewrite:
+            self.index.vectors = self.rebuilt_vectors()
+        self.commit(rewrite_vectors=rewrite)
 
     # --- documents ----------------------------------------------------------------------------
 
@@ -557,6 +632,7 @@ class IndexWriter:
         Returns the number of vectors in the rebuilt index.
         """
         store = self.index.store
+        self.wait_for_rebuilds()
         self.begin(catch_up=False)  # the vector file may be what is broken
         missing = store.passages_without_vectors()
         if missing:
@@ -568,6 +644,7 @@ class IndexWriter:
         self.commit(rewrite_vectors=True)
         if self.index.lexical is not None:
             self.update_lexical(rebuild=True)
+            self.wait_for_rebuilds()
         return len(self.index.vectors)
 
     def rebuilt_vectors(self) -> VectorIndex:

@@ -43,6 +43,7 @@ def test_given_vectors_are_stored_normalized_as_float16_and_searched(ivf_index):
     dimension = ivf_index.vectors.dimension
     matrix = clustered(400, dimension) * 3.0  # any length: the index normalizes
     ivf_index.add_texts(texts(400), vectors=matrix, ids=[f"t{i}" for i in range(400)])
+    ivf_index.wait_for_rebuilds()
     assert ivf_index.stats()["passages"] == 400  # one passage per text, whatever its length
     blob = ivf_index.store.conn.execute("SELECT vector FROM passages LIMIT 1").fetchone()[0]
     assert len(blob) == dimension * np.dtype(STORED_DTYPE).itemsize
@@ -73,6 +74,7 @@ def test_probing_every_list_finds_what_exact_search_finds(tmp_path, tiny_model):
             dimension = idx.vectors.dimension
             matrix = clustered(2000, dimension)
             idx.add_texts(texts(2000), vectors=matrix, ids=[f"t{i}" for i in range(2000)])
+            idx.wait_for_rebuilds()  # the IVF is trained in the background
             assert idx.vectors.kind == ann
             queries = clustered(20, dimension, seed=1)
             results[ann] = []
@@ -86,6 +88,7 @@ def test_default_probes_find_most_of_the_exact_neighbours(ivf_index):
     dimension = ivf_index.vectors.dimension
     matrix = clustered(4000, dimension, centres=60)
     ivf_index.add_texts(texts(4000), vectors=matrix, ids=[f"t{i}" for i in range(4000)])
+    ivf_index.wait_for_rebuilds()
     unit = ivf_index.store.vectors()[0]
     found = 0
     for q in clustered(30, dimension, seed=2, centres=60):
@@ -101,6 +104,7 @@ def test_deletes_reopen_repair_and_filters_on_ivf(ivf_index, tmp_path):
     matrix = clustered(300, dimension)
     ivf_index.add_texts(texts(300), vectors=matrix, ids=[f"t{i}" for i in range(300)],
                         metadata=[{"half": str(i % 2)} for i in range(300)])
+    ivf_index.wait_for_rebuilds()
     assert ivf_index.delete(["t5", "t6"]) == 2
     ivf_index.embed = lambda text: matrix[5]
     assert "t5" not in {h.path for h in ivf_index.search("q", k=20, mode="dense")}
@@ -119,12 +123,15 @@ def test_auto_switches_to_ivf_past_the_threshold_and_back(tmp_path, tiny_model, 
     with Index.create(tmp_path / "ix", model=tiny_model) as idx:
         dimension = idx.vectors.dimension
         idx.add_texts(texts(150), vectors=clustered(150, dimension))
+        idx.wait_for_rebuilds()
         assert idx.vectors.kind == "flat"
         idx.add_texts(texts(100, 150), vectors=clustered(100, dimension, seed=3))
+        idx.wait_for_rebuilds()
         assert idx.vectors.kind == "ivf"
         assert idx.stats()["vector_index"].startswith("IVF")
         gone = [r[0] for r in idx.store.conn.execute("SELECT path FROM documents LIMIT 160")]
         idx.delete(gone)
+        idx.wait_for_rebuilds()
         assert idx.vectors.kind == "flat"  # 90 left: below half the threshold
     with Index.open(tmp_path / "ix") as again:
         assert again.vectors.kind == "flat" and len(again.vectors) == 90
@@ -179,6 +186,10 @@ def test_large_indexes_search_words_with_tantivy_in_step_with_sqlite(tmp_path, t
         assert idx.lexical is None and idx.stats()["lexical_index"] == "FTS5"
         fts = lexical_ids(idx, "passage number 7")
         idx.add_texts(texts(20, 40), ids=[f"t{i}" for i in range(40, 60)])
+        assert idx.lexical is None  # being built in the background: FTS5 meanwhile
+        assert lexical_ids(idx, "passage number 7")[0] == "t7"
+        idx.wait_for_rebuilds()
+        idx.add_texts(["a text while it catches up"], ids=["t60"])  # changes since its snapshot go in
         assert idx.lexical is not None and idx.lexical.generation == idx.store.generation()
         assert idx.stats()["lexical_index"] == "tantivy"
         assert lexical_ids(idx, "passage number 7")[0] == fts[0] == "t7"
@@ -193,7 +204,7 @@ def test_large_indexes_search_words_with_tantivy_in_step_with_sqlite(tmp_path, t
     with Index.open(tmp_path / "ix") as again:
         assert again.lexical.generation == again.store.generation()
         assert lexical_ids(again, "okapis") == ["t7"]
-        assert again.repair() == 59 and lexical_ids(again, "okapis") == ["t7"]
+        assert again.repair() == 60 and lexical_ids(again, "okapis") == ["t7"]
 
 
 def test_a_lexical_index_behind_sqlite_is_not_used_and_catches_up(tmp_path, tiny_model, small_tantivy_threshold, monkeypatch):
@@ -201,6 +212,7 @@ def test_a_lexical_index_behind_sqlite_is_not_used_and_catches_up(tmp_path, tiny
 
     with Index.create(tmp_path / "ix", model=tiny_model) as idx:
         idx.add_texts(texts(60), ids=[f"t{i}" for i in range(60)])
+        idx.wait_for_rebuilds()  # the tantivy index, built in the background
         behind = idx.lexical.generation
 
         def killed(*args, **kwargs):
@@ -225,6 +237,7 @@ def test_a_run_killed_after_tantivys_commit_leaves_no_passage_twice(tmp_path, ti
 
     with Index.create(tmp_path / "ix", model=tiny_model) as idx:
         idx.add_texts(texts(60), ids=[f"t{i}" for i in range(60)])
+        idx.wait_for_rebuilds()  # the tantivy index, built in the background
         real_replace = search.lexical.os.replace
 
         def killed(src, dst):

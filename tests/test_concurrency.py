@@ -51,6 +51,7 @@ def test_the_vector_file_is_rewritten_only_when_changes_grow_large(tmp_path, tin
         assert live.stat().st_mtime_ns == before  # 10 changes: only SQLite was written
         index.writer.compact_min = 5
         index.add_texts([f"more text {i}" for i in range(10)])
+        index.wait_for_rebuilds()  # the file is rewritten beside the commits
         assert live.stat().st_mtime_ns != before
     with Index.open(tmp_path / "ix") as again:
         assert again.vectors.generation == again.store.generation() and len(again.vectors) == 20
