@@ -122,19 +122,26 @@ def disk(path: Path, texts_bytes: int, passages: int) -> dict:
             "beyond_text_per_passage": (total - texts_bytes) / passages}
 
 
-def build(index: Index, corpus: Corpus, passages: int, chunk: int, rows: int) -> list[float]:
+def rebuilding(index: Index) -> bool:
+    """Whether the writer rebuilds something in the background (search/background.py)."""
+    return index.writer.rebuild is not None and not index.writer.rebuild.done
+
+
+def build(index: Index, corpus: Corpus, passages: int, chunk: int, rows: int) -> tuple[list[float], list[bool]]:
     """Add ``passages`` in ``add_texts`` calls of ``chunk``, each timed: a table row every
     ``rows`` passages with the add rate, the median and the slowest call of that stretch. Returns
-    the seconds of every call."""
+    the seconds of every call, and whether a rebuild ran beside it."""
     print(f"\n| passages in index | add rate (passages/s) | call of {chunk:,}: p50 (s) | slowest (s) | vector index | lexical |"
           "\n|---:|---:|---:|---:|---|---|")
-    added, times, stretch = 0, [], []
+    added, times, stretch, beside = 0, [], [], []
     while added < passages:
         n = min(chunk, passages - added)
         texts, vectors = corpus.take(n)
+        before = rebuilding(index)
         started = time.perf_counter()
         index.add_texts(texts, vectors=vectors, ids=corpus.ids(n))
         stretch.append(time.perf_counter() - started)
+        beside.append(before or rebuilding(index))
         added += n
         if added % rows < chunk or added >= passages:
             lexical = "tantivy" if index.lexical is not None else "FTS5"
@@ -142,7 +149,7 @@ def build(index: Index, corpus: Corpus, passages: int, chunk: int, rows: int) ->
                   f" | {max(stretch):.3f} | {index.vectors.describe()} | {lexical} |", flush=True)
             times += stretch
             stretch = []
-    return times
+    return times, beside
 
 
 def main() -> None:
@@ -168,10 +175,15 @@ def main() -> None:
     index = Index.open(folder) if args.reuse else Index.create(folder, ann=args.ann)
     corpus = Corpus(index)
     if not args.reuse:
-        times = build(index, corpus, args.passages, args.chunk, args.rows or max(args.chunk, args.passages // 10))
+        times, beside = build(index, corpus, args.passages, args.chunk, args.rows or max(args.chunk, args.passages // 10))
         slowest = sorted(times)[-3:]
         print(f"\nall {len(times):,} calls: p50 {statistics.median(times):.3f} s, p99 {ms(times)[1] / 1000:.3f} s,"
               f" slowest {', '.join(f'{t:.3f}' for t in reversed(slowest))} s")
+        for label, wanted in (("beside a rebuild", True), ("alone", False)):
+            some = [t for t, b in zip(times, beside) if b == wanted]
+            if some:
+                print(f"{len(some):,} calls {label}: p50 {statistics.median(some):.3f} s, slowest {max(some):.3f} s")
+        index.wait_for_rebuilds()
     commits = []
     for _ in range(args.commits):
         texts, vectors = corpus.take(1000)

@@ -24,19 +24,29 @@ from .vectors import VectorIndex
 
 #: What a ``Rebuild`` makes.
 VECTORS, LEXICAL = "vectors", "lexical"
+#: A rebuild of the vectors applies what the writer did meanwhile until this few changes are left
+#: for the writer to apply when it takes them (``IndexWriter.adopt``: its commit waits for those).
+LEFT_FOR_THE_WRITER = 8
 
 
 class Rebuild:
     """One rebuild in a thread: of the vector file at ``target`` (``VECTORS``; with a new structure
     when ``restructure``, the index's ``ann`` setting then choosing it) or of the tantivy index in
-    the folder ``target`` (``LEXICAL``), from the store as committed when it starts (``generation``). ``release`` is
-    called when it ends, whatever happened; ``error`` then holds what went wrong, if anything."""
+    the folder ``target`` (``LEXICAL``), from the store as committed when it starts
+    (``generation``). ``release`` is called when it ends, whatever happened; ``error`` then holds
+    what went wrong, if anything.
+
+    A new structure misses what the writer adds and removes after the snapshot: the writer records
+    that in ``journal`` (``VectorIndex.journal``), and the rebuild applies it too, but for the
+    last ``journal[replayed:]``."""
 
     def __init__(self, kind: str, target: Path, database: Path, dimension: int, ann: str,
                  restructure: bool, release: Callable[[], None]):
         self.kind = kind
         self.restructure = restructure
         self.result: VectorIndex | LexicalIndex | None = None
+        self.journal: list | None = [] if restructure else None
+        self.replayed = 0
         self.generation = -1
         self.error: BaseException | None = None
         self._args = (Path(target), Path(database), dimension, ann)
@@ -93,6 +103,11 @@ class Rebuild:
             VectorIndex.pending_path(path).unlink(missing_ok=True)
             raise
         vectors.promote(path)
+        if self.journal is not None:
+            while len(self.journal) - self.replayed > LEFT_FOR_THE_WRITER:  # the writer appends meanwhile
+                end = len(self.journal)
+                vectors.replay(self.journal[self.replayed : end])
+                self.replayed = end
         return vectors
 
 

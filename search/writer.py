@@ -31,11 +31,11 @@ import numpy as np
 from filelock import FileLock, Timeout
 
 from .background import LEXICAL, VECTORS, Rebuild
-from .enrich import Enricher, mark_enriched, parse_enrichers
+from .enrich import Enricher, mark_enriched, parse_enrichers, run_readable
 from .exported import sustained_backend
 from .errors import IndexWriteError, SearchError, UnreadableFile
 from .ingest import BadRow, Document, RowOptions, file_hash, find_files, first_line_title, load_file
-from .language import detect_language, readable_by
+from .language import detect_language
 from .lexical import TANTIVY_FROM, LexicalIndex
 from .markup import PATH_SEPARATOR
 from .passages import Passage, split_passages
@@ -229,7 +229,7 @@ class IndexWriter:
         self.rebuild = Rebuild(kind, target, self.index.store.path, self.index.vectors.dimension, self.index.ann,
                                restructure, self._lock.release)
         if restructure:  # what the index gets meanwhile, for the rebuilt one to get too (``adopt``)
-            self.index.vectors.journal = []
+            self.index.vectors.journal = self.rebuild.journal
         try:
             self.rebuild.start()
         except BaseException:
@@ -251,9 +251,9 @@ class IndexWriter:
                           " Nothing is lost; it is tried again later.", stacklevel=2)
         elif rebuild.kind == LEXICAL:
             self.index.lexical = rebuild.result
-        elif rebuild.restructure and journal is not None:
+        elif rebuild.restructure and journal is rebuild.journal:  # (a rollback reloads the vectors instead)
             vectors = rebuild.result
-            vectors.replay(journal)
+            vectors.replay(journal[rebuild.replayed :])
             vectors.generation = self.index.vectors.generation
             self.index.vectors = vectors
 
@@ -365,14 +365,15 @@ class IndexWriter:
 
     @contextmanager
     def encoding_on_ray(self, address: str, workers: int | None = None):
-        """Encode on a pool of Ray workers (``distributed``) while inside."""
+        """Encode and enrich on a pool of Ray workers (``distributed``) while inside."""
         from .distributed import RayEncoding, connect
         from .precision import resolve_precision
 
         connect(address)
         precision = resolve_precision(self.index.precision)
         self.remote = RayEncoding(self.index.meta["model"], self.index.meta["encoder"], precision,
-                                  sustained_backend(self.index.backend, precision), workers)
+                                  sustained_backend(self.index.backend, precision), workers,
+                                  [(e.task, e.model) for e in self.index.enrichers])
         try:
             yield self.remote
         finally:
@@ -494,13 +495,15 @@ class IndexWriter:
         last_checkpoint = time.monotonic()
         with progress_bar(total=total, desc="Encoding", unit="passage", enabled=show_progress and total > 0) as bar:
             batches = list(_slices(pending, self.batch_passages))
-            for batch, vectors in zip(batches, self._encoded(batches, bar)):
+            for batch, (vectors, remote) in zip(batches, self._encoded(batches, bar)):
                 vectors = as_stored(vectors)
+                detected, found = remote or (None, None)  # what Ray workers did beside encoding
                 at, added = 0, []
                 for item, lo, hi in batch:
                     if item.doc_id is None:
                         item.doc_id = self.add_document(item.doc)
-                    languages = [detect_language(p.text) for p in item.passages[lo:hi]]
+                    languages = detected[at : at + hi - lo] if detected else \
+                        [detect_language(p.text) for p in item.passages[lo:hi]]
                     ids = self.add_passages(item.doc_id, item.passages[lo:hi], lo, vectors[at : at + hi - lo], languages)
                     added += [StoredPassage(pid, item.doc_id, p.start, p.text, language)
                               for pid, p, language in zip(ids, item.passages[lo:hi], languages)]
@@ -511,7 +514,7 @@ class IndexWriter:
                         if not unfinished[item.unit]:
                             self.mark_complete(finished.pop(item.unit))
                 self.index.vectors.add([p.id for p in added], vectors[:at])  # once a batch: FAISS has a cost per call
-                self._enrich_passages(added, self.index.enrichers)
+                self._enrich_passages(added, self.index.enrichers, found)
                 if time.monotonic() - last_checkpoint > self.checkpoint_seconds:
                     self.commit()
                     self.begin()
@@ -519,24 +522,26 @@ class IndexWriter:
         self.commit()
         return total
 
-    def _encoded(self, batches: list[list[tuple[Pending, int, int]]], bar) -> Iterator[np.ndarray]:
+    def _encoded(self, batches: list[list[tuple[Pending, int, int]]], bar) -> Iterator[tuple[np.ndarray, tuple | None]]:
         """The vectors of each batch's passages, in order: the ones given with them, else encoded
-        here or, when this run has one, by a pool of Ray workers (``distributed``). The bar moves
-        as they come."""
+        here or, when this run has one, by a pool of Ray workers (``distributed``), which also
+        detect the passages' languages and run the enrichers (``EncoderWorker.process``: then the
+        second of each pair; else None). The bar moves as they come."""
         texts = ([encoding_text(item.doc.title, p.section, p.text) for item, lo, hi in batch
                   for p in item.passages[lo:hi]] for batch in batches)
         if self.remote is not None:  # a run of files (add_paths): nothing comes with vectors
-            for vectors in self.remote.encode_batches(texts):
+            passages = ([(p.text, p.start) for item, lo, hi in batch for p in item.passages[lo:hi]] for batch in batches)
+            for vectors, extras in self.remote.process_batches(zip(texts, passages)):
                 bar.update(len(vectors))
-                yield vectors
+                yield vectors, extras
             return
         for batch, batch_texts in zip(batches, texts):
             if all(item.vectors is not None for item, _, _ in batch):
                 bar.update(len(batch_texts))
-                yield np.vstack([item.vectors[lo:hi] for item, lo, hi in batch])
+                yield np.vstack([item.vectors[lo:hi] for item, lo, hi in batch]), None
             else:
                 yield self.index.encoder.encode(batch_texts, on_batch=bar.update) if batch_texts else \
-                    np.zeros((0, self.index.vectors.dimension), np.float32)  # the bar moves with every batch of 32
+                    np.zeros((0, self.index.vectors.dimension), np.float32), None  # the bar moves with every batch of 32
 
     def add_document(self, doc: Document) -> int:
         """Insert a document, not yet complete; return its id."""
@@ -594,14 +599,17 @@ class IndexWriter:
         self.set_meta({"enrich": self.index.meta["enrich"]})
         self.conn.commit()
 
-    def _enrich_passages(self, passages: list[StoredPassage], enrichers: Sequence[Enricher]) -> None:
-        """Run enrichment tasks on the passages in their models' languages and store the results, in the
-        open transaction; passages in other languages are marked seen, with nothing found."""
+    def _enrich_passages(self, passages: list[StoredPassage], enrichers: Sequence[Enricher],
+                         found: dict[str, list] | None = None) -> None:
+        """Run enrichment tasks on the passages in their models' languages (or take what Ray
+        workers ``found``) and store the results, in the open transaction; passages in other
+        languages are marked seen, with nothing found."""
         for enricher in enrichers:
-            readable = [p for p in passages if readable_by(enricher.languages, p.language)]
-            if readable:
-                results = enricher.run([p.text for p in readable], [p.start for p in readable])
-                enricher.save(self.conn, [p.id for p in readable], [p.document_id for p in readable], results)
+            results = found[enricher.task] if found is not None else run_readable(
+                enricher, [p.text for p in passages], [p.start for p in passages], [p.language for p in passages])
+            kept = [(p, r) for p, r in zip(passages, results) if r is not None]
+            if kept:
+                enricher.save(self.conn, [p.id for p, _ in kept], [p.document_id for p, _ in kept], [r for _, r in kept])
             mark_enriched(self.conn, enricher.task, [p.id for p in passages])
 
     @holding_writer_lock

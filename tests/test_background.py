@@ -33,7 +33,9 @@ def held_build(monkeypatch):
     go.set()
 
 
-def test_commits_go_on_while_the_vectors_are_rebuilt_and_none_is_lost(tmp_path, tiny_model, held_build):
+@pytest.mark.parametrize("left", [0, 1000])  # what the writer does meanwhile: applied by the rebuild, or by the writer
+def test_commits_go_on_while_the_vectors_are_rebuilt_and_none_is_lost(tmp_path, tiny_model, held_build, monkeypatch, left):
+    monkeypatch.setattr(search.background, "LEFT_FOR_THE_WRITER", left)
     started, go = held_build
     path = tmp_path / "ix"
     with Index.create(path, model=tiny_model, ann="ivf") as idx:
