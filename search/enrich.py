@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Sequence
 
 from .classification import Label, TextClassifier
+from .language import readable_by
 from .precision import native_bfloat16
 from .tagging import Entity, EntityTagger
 
@@ -96,6 +97,16 @@ Enricher = EntityEnricher | LabelEnricher
 def make_enricher(task: str, model: str = "") -> Enricher:
     """The enricher of a task as recorded in an index's meta."""
     return EntityEnricher(model) if task == "ner" else LabelEnricher(task, model)
+
+
+def run_readable(enricher: Enricher, texts: Sequence[str], starts: Sequence[int], languages: Sequence[str]) -> list:
+    """What ``enricher`` finds in each passage, ``None`` for those in languages its model does not read."""
+    readable = [i for i, language in enumerate(languages) if readable_by(enricher.languages, language)]
+    found: list = [None] * len(texts)
+    if readable:
+        for i, result in zip(readable, enricher.run([texts[i] for i in readable], [starts[i] for i in readable])):
+            found[i] = result
+    return found
 
 
 def parse_enricher(spec: str) -> Enricher:

@@ -254,6 +254,8 @@ class Index:
         """
         if ray is None:
             return self.writer.add_paths(paths, **options)
+        if options.get("enrich"):  # before the workers start: they run the index's enrichers
+            self.set_enrichers(options.pop("enrich"))
         with self.writer.encoding_on_ray(ray, ray_workers):
             return self.writer.add_paths(paths, **options)
 

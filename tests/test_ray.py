@@ -44,3 +44,29 @@ def test_cli_index_on_ray(local_ray, run, corpus):
     out = run("index", str(corpus), "--ray", "--ray-workers", "1").output
     assert "4 added" in out
     assert "cat" in run("query", "cat sat", "-k", "1").output.lower()
+
+
+def enrichment(index: Index):
+    """What the enrichers stored, by passage (document path, order)."""
+    conn = index.store.conn
+    joined = "JOIN passages p ON p.id = x.passage_id JOIN documents d ON d.id = p.document_id"
+    entities = list(conn.execute(f"SELECT d.path, p.ord, x.text, x.label, x.start_char, x.end_char, round(x.score, 4)"
+                                 f" FROM entities x {joined} ORDER BY 1, 2, 5, 4"))
+    labels = list(conn.execute(f"SELECT d.path, p.ord, x.task, x.label, round(x.score, 4) FROM labels x {joined} ORDER BY 1, 2, 3"))
+    seen = conn.execute("SELECT task, count(*) FROM enriched GROUP BY task ORDER BY task").fetchall()
+    return entities, labels, seen
+
+
+def test_ray_workers_enrich_as_a_local_run(local_ray, tmp_path, tiny_model, tiny_ner, tiny_sentiment, corpus):
+    enrich = f"ner:{tiny_ner},sentiment:{tiny_sentiment}"
+    with Index.create(tmp_path / "local", model=tiny_model, precision="float32") as local:
+        local.add_paths([corpus], enrich=enrich)
+        expected = enrichment(local)
+        passages = local.stats()["passages"]
+    with Index.create(tmp_path / "ray", model=tiny_model, precision="float32") as on_ray:
+        on_ray.add_paths([corpus], enrich=enrich, ray="auto", ray_workers=2)
+        assert {e.task for e in on_ray.enrichers} == {"ner", "sentiment"}
+        found = enrichment(on_ray)
+    assert found == expected
+    entities, labels, seen = found
+    assert len(labels) == passages and seen == [("ner", passages), ("sentiment", passages)]
