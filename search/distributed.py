@@ -21,7 +21,7 @@ import numpy as np
 
 from .enrich import make_enricher, run_readable
 from .errors import SearchError
-from .language import detect_language
+from .language import detect_languages
 
 #: Threads each worker's encoder runs (and CPUs Ray reserves for it).
 THREADS_PER_WORKER = 1
@@ -66,7 +66,7 @@ class EncoderWorker:
         if not self.enrichers:
             return vectors, None
         words, starts = [t for t, _ in passages], [s for _, s in passages]
-        languages = [detect_language(t) for t in words]
+        languages = detect_languages(words)
         return vectors, (languages, {e.task: run_readable(e, words, starts, languages) for e in self.enrichers})
 
 

@@ -35,7 +35,7 @@ from .enrich import Enricher, mark_enriched, parse_enrichers, run_readable
 from .exported import sustained_backend
 from .errors import IndexWriteError, SearchError, UnreadableFile
 from .ingest import BadRow, Document, RowOptions, file_hash, find_files, first_line_title, load_file
-from .language import detect_language
+from .language import detect_languages
 from .lexical import TANTIVY_FROM, LexicalIndex
 from .markup import PATH_SEPARATOR
 from .passages import Passage, split_passages
@@ -498,12 +498,13 @@ class IndexWriter:
             for batch, (vectors, remote) in zip(batches, self._encoded(batches, bar)):
                 vectors = as_stored(vectors)
                 detected, found = remote or (None, None)  # what Ray workers did beside encoding
+                if detected is None:
+                    detected = detect_languages([p.text for item, lo, hi in batch for p in item.passages[lo:hi]])
                 at, added = 0, []
                 for item, lo, hi in batch:
                     if item.doc_id is None:
                         item.doc_id = self.add_document(item.doc)
-                    languages = detected[at : at + hi - lo] if detected else \
-                        [detect_language(p.text) for p in item.passages[lo:hi]]
+                    languages = detected[at : at + hi - lo]
                     ids = self.add_passages(item.doc_id, item.passages[lo:hi], lo, vectors[at : at + hi - lo], languages)
                     added += [StoredPassage(pid, item.doc_id, p.start, p.text, language)
                               for pid, p, language in zip(ids, item.passages[lo:hi], languages)]

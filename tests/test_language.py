@@ -1,10 +1,15 @@
 """Passages know their language, and the English models read only what could be English."""
 
+import json
+from pathlib import Path
+
 import pytest
 
 from search import Index
 from search.enrich import EntityEnricher
-from search.language import detect_language
+from search.language import SAMPLE_CHARS, _classify, _identifier, detect_language, detect_languages
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 @pytest.mark.parametrize("text, language", [
@@ -18,6 +23,31 @@ from search.language import detect_language
 ])
 def test_detect_language(text, language):
     assert detect_language(text) == language
+
+
+def texts_in_many_languages() -> list[str]:
+    """Paragraphs of XQuAD (English, Russian), cut at many lengths, sentences of other languages
+    and odd strings."""
+    texts = ["", " ", "42", "!!", "x", "ÅÅÅÅ", "def f(x):\n    return x ** 2", "SHOUTING IN CAPITALS IS LOWERED",
+             "\ud800 a lone surrogate", "Кто основал Москву?", "中文文本", "e\u0301 combining",
+             "Der Hund läuft im Park und sieht die Katze.", "Le chat dort sur le canapé depuis ce matin.",
+             "El perro corre por el parque y ve al gato.", "Il gatto dorme sul divano da stamattina."]
+    for path in sorted((SHARED / "xquad").glob("xquad.*.json")):
+        paragraphs = [p["context"] for a in json.loads(path.read_text())["data"] for p in a["paragraphs"]][:40]
+        texts += [p[: 5 * (i + 1)] for i, p in enumerate(paragraphs)] + paragraphs
+    return texts
+
+
+def test_detecting_many_texts_at_once_is_what_py3langid_says_of_each():
+    texts = texts_in_many_languages()
+    assert len(texts) > 100
+    identifier = _identifier()
+    ours = _classify([t[:SAMPLE_CHARS] for t in texts])
+    for text, (code, probability) in zip(texts, ours):
+        expected_code, expected = identifier.classify(text[:SAMPLE_CHARS])
+        assert code == expected_code and probability == pytest.approx(expected, abs=1e-4), text
+    assert detect_languages(texts) == [detect_language(t) for t in texts]
+    assert {"en", "ru", "de", "fr", "it"} <= set(detect_languages(texts))
 
 
 def test_english_models_skip_passages_in_other_languages(tmp_path, tiny_model, tiny_ner, monkeypatch):
