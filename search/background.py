@@ -18,6 +18,8 @@ import threading
 from pathlib import Path
 from typing import Callable
 
+import faiss
+
 from .lexical import LexicalIndex
 from .store import Store
 from .vectors import VectorIndex
@@ -69,6 +71,7 @@ class Rebuild:
     def _run(self) -> None:
         target, database, dimension, ann = self._args
         store = None
+        faiss.omp_set_num_threads(1)  # this thread's: two teams of OpenMP threads on few cores wait on each other
         try:
             store = Store(database)
             with store.reading():

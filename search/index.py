@@ -249,8 +249,8 @@ class Index:
 
         Options: ``include``/``exclude`` globs, ``rows`` (``RowOptions`` for .jsonl/.csv), ``prune``
         (drop documents whose files are gone), ``progress``, ``enrich`` (``"ner,sentiment"``...: tasks
-        added to the index for good). ``ray`` (``"auto"`` or a cluster address) encodes on a pool of
-        ``ray_workers`` Ray workers (default: one per CPU of the cluster; see ``distributed``).
+        added to the index for good). ``ray`` (``"auto"`` or a cluster address) encodes and enriches on
+        a pool of ``ray_workers`` Ray workers (default: one per CPU of the cluster; see ``distributed``).
         """
         if ray is None:
             return self.writer.add_paths(paths, **options)
