@@ -231,7 +231,7 @@ class Reader(ModelRunner):
             no_answer = float(start_logits[w][0] + end_logits[w][0])
             for logit, s, e in best_spans(start_logits[w], end_logits[w], context[0], context[-1],
                                           self.top_n, self.max_answer_tokens):
-                start, end = offsets[s][0], offsets[e][1]
+                start, end = offsets[s][0], _with_call_parentheses(text, offsets[e][1])
                 if _acceptable(text, start, end, breaks[passage]):
                     candidates.append((logit + bias, passage, start, end))
                     margin = max(margin, logit - no_answer)
@@ -266,6 +266,14 @@ _SAME_PAIRS = '"`'
 #: Before a sentence start, the ends of abbreviations and initials, which do not end a sentence:
 #: "C. J. Anderson", "U.S. Army", "Dr. Smith".
 _ABBREVIATION = re.compile(r"(?:\b[A-Za-z]|(?:[A-Z]\.)+[A-Z]|\b[A-Z][a-z]{1,2})\.[\"')\]]*\s+$")
+
+
+def _with_call_parentheses(text: str, end: int) -> int:
+    """The end of a span, past the "()" right after it when it ends on a name: a call is written
+    with them (`con.commit()`), where the reader stops at the name, a token of its own."""
+    if end and (text[end - 1].isalnum() or text[end - 1] == "_") and text.startswith("()", end):
+        return end + 2
+    return end
 
 
 def _acceptable(text: str, start: int, end: int, sentence_starts: list[int]) -> bool:

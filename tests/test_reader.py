@@ -52,6 +52,23 @@ def test_long_passage_is_windowed_and_offsets_map_back(tiny_qa, monkeypatch):
     assert 0.0 < best.score <= 1.0
 
 
+def test_a_span_ending_on_a_called_name_takes_its_parentheses(tiny_qa, monkeypatch):
+    reader = Reader(tiny_qa)
+    passage = "To save the changes, call con.commit() after the insert. Then close(x) it."
+    question = "how do I save the changes"
+    encoded = reader._windows(question, [passage])
+    offsets, seq = encoded["offset_mapping"][0], encoded.sequence_ids(0)
+
+    def token(at, edge):
+        return next(i for i, s in enumerate(seq) if s == 1 and offsets[i][edge] == at)
+
+    for name, want in (("con.commit", "con.commit()"), ("close", "close")):  # close(x): not an empty call
+        at = passage.index(name)
+        monkeypatch.setattr(reader, "_logits", lambda enc, at=at, name=name: _peaks(enc, 0, token(at, 0), token(at + len(name), 1)))
+        (best,) = reader.read(question, [passage], top_k=1, threshold=None)
+        assert best.text == want and passage[best.start : best.end] == want
+
+
 def test_answers_are_ranked_across_passages(tiny_qa):
     reader = Reader(tiny_qa)
     answers = reader.read("who sat", ["the cat sat on the mat", "the dog ran in the park"], top_k=5)
