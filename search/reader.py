@@ -231,7 +231,7 @@ class Reader(ModelRunner):
             no_answer = float(start_logits[w][0] + end_logits[w][0])
             for logit, s, e in best_spans(start_logits[w], end_logits[w], context[0], context[-1],
                                           self.top_n, self.max_answer_tokens):
-                start, end = offsets[s][0], _with_call_parentheses(text, offsets[e][1])
+                start, end = offsets[s][0], offsets[e][1]
                 if _acceptable(text, start, end, breaks[passage]):
                     candidates.append((logit + bias, passage, start, end))
                     margin = max(margin, logit - no_answer)
@@ -298,7 +298,9 @@ def _acceptable(text: str, start: int, end: int, sentence_starts: list[int]) -> 
 def _rank(candidates: list[tuple[float, int, int, int]], passages: Sequence[str], top_k: int,
           answerable: float = 1.0) -> list[Answer]:
     """One answer per distinct (passage, start, end), best first; confidence ``answerable`` times
-    the softmax share over all candidate spans."""
+    the softmax share over all candidate spans. A span ending on a called name takes the "()"
+    after it (``_with_call_parentheses``), and the two spans, with and without, are one answer
+    whose shares add up."""
     best: dict[tuple[int, int, int], float] = {}
     for logit, passage, start, end in candidates:  # a span seen in two overlapping windows counts once
         key = (passage, start, end)
@@ -307,13 +309,16 @@ def _rank(candidates: list[tuple[float, int, int, int]], passages: Sequence[str]
         return []
     top = max(best.values())
     total = sum(math.exp(v - top) for v in best.values())
-    answers = []
-    for (passage, start, end), logit in sorted(best.items(), key=lambda kv: kv[1], reverse=True):
-        text = passages[passage][start:end]
-        answers.append(Answer(text, answerable * math.exp(logit - top) / total, logit, passage, start, end))
-        if len(answers) == top_k:
-            break
-    return answers
+    answers: dict[tuple[int, int, int], Answer] = {}
+    for (passage, start, end), logit in best.items():
+        end = _with_call_parentheses(passages[passage], end)
+        share = answerable * math.exp(logit - top) / total
+        if (passage, start, end) in answers:
+            same = answers[(passage, start, end)]
+            same.score, same.logit = same.score + share, max(same.logit, logit)
+        else:
+            answers[(passage, start, end)] = Answer(passages[passage][start:end], share, logit, passage, start, end)
+    return sorted(answers.values(), key=lambda a: a.score, reverse=True)[:top_k]
 
 
 @dataclass
