@@ -76,7 +76,8 @@ def test_a_failed_vector_file_rewrite_loses_nothing_and_is_tried_again(index, mo
     monkeypatch.undo()
     index.add_texts(["another text"])
     index.close()
-    assert VectorIndex.file_generation(index.path / "vectors.faiss") == Index.open(index.path).store.generation()
+    with Index.open(index.path) as again:
+        assert VectorIndex.file_generation(index.path / "vectors.faiss") == again.store.generation()
     _intact(index.path, 7)
 
 
