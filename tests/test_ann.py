@@ -167,6 +167,8 @@ def test_cli_ann_and_nprobe(run, corpus, tmp_path):
     assert "IVF-SQ8" in out and "--ann ivf" in out
     assert "cat" in run("query", "cat", "--nprobe", "1", "--mode", "dense").output.lower()
     run("query", "cat", "--nprobe", "0", ok=False)
+    assert "Vector index: flat (exact) (--ann flat)." in run("index", "--ann", "flat").output  # no paths: only the change
+    assert "--ann flat" in run("stats").output and "holds your own documents" in run("index", ok=False).output
 
 
 @pytest.fixture

@@ -77,6 +77,12 @@ def index(paths, index_path, model, encoder, include, exclude, text_field, id_fi
         if ann:
             idx.set_ann(ann)
         if demo and idx.holds_documents_outside(paths[0]):
+            if ann:  # `search index --ann X` on an index of one's own: its vector index changed, nothing added
+                if as_json:
+                    echo_json({"ann": ann, "vector_index": idx.vectors.describe()})
+                else:
+                    click.echo(f"Vector index: {idx.vectors.describe()} (--ann {ann}).")
+                return
             raise SearchError(f"The index at {idx.path} holds your own documents, so the demo corpus is not added to it."
                               " Name the files to index, or give the demo an index of its own (--index DIR).")
         try:
