@@ -46,6 +46,8 @@ MIN_PROBES = 16
 
 def default_probes(lists: int) -> int:
     return max(MIN_PROBES, round(lists * PROBED_FRACTION))
+
+
 #: k-means wants this many training vectors per list at least (FAISS warns below 39).
 POINTS_PER_LIST = 39
 #: Training vectors per list (a sample of the index's own).
