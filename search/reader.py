@@ -207,11 +207,12 @@ class Reader(ModelRunner):
             out = self.model(**{n: torch.from_numpy(v) for n, v in inputs.items()})
         return out.start_logits.float().cpu().numpy(), out.end_logits.float().cpu().numpy()
 
-    def spans(self, question: str, passages: Sequence[str],
-              passage_bias: Sequence[float] | None = None) -> tuple[list[tuple[float, int, int, int]], float]:
+    def spans(self, question: str, passages: Sequence[str], passage_bias: Sequence[float] | None = None,
+              body_starts: Sequence[int] | None = None) -> tuple[list[tuple[float, int, int, int]], float]:
         """Candidate spans as (logit + bias, passage, start, end) and the no-answer margin.
 
-        A span lies inside one sentence of its passage and starts and ends on word boundaries.
+        A span lies inside one sentence of its passage, at or after its ``body_starts`` offset
+        (past the headings it begins with), and starts and ends on word boundaries.
         The margin is the most any window's best span beats that window's no-answer ([CLS]) score,
         in the reader's own logits (``passage_bias`` says nothing about whether there is an answer).
         """
@@ -228,30 +229,33 @@ class Reader(ModelRunner):
             passage = encoded["overflow_to_sample_mapping"][w]
             offsets, text = encoded["offset_mapping"][w], passages[passage]
             bias = passage_bias[passage] if passage_bias is not None else 0.0
+            body = body_starts[passage] if body_starts is not None else 0
             no_answer = float(start_logits[w][0] + end_logits[w][0])
             for logit, s, e in best_spans(start_logits[w], end_logits[w], context[0], context[-1],
                                           self.top_n, self.max_answer_tokens):
                 start, end = offsets[s][0], offsets[e][1]
-                if _acceptable(text, start, end, breaks[passage]):
+                if start >= body and _acceptable(text, start, end, breaks[passage]):
                     candidates.append((logit + bias, passage, start, end))
                     margin = max(margin, logit - no_answer)
         return candidates, margin
 
-    def read(self, question: str, passages: Sequence[str], top_k: int = 5,
-             passage_bias: Sequence[float] | None = None, threshold: float | str | None = DEFAULT) -> list[Answer]:
+    def read(self, question: str, passages: Sequence[str], top_k: int = 5, passage_bias: Sequence[float] | None = None,
+             threshold: float | str | None = DEFAULT, body_starts: Sequence[int] | None = None) -> list[Answer]:
         """The ``top_k`` best answers to ``question`` found in ``passages``, best first; none when
         the best one's confidence is below ``threshold`` (``DEFAULT``: the calibrated one; None:
         never abstain).
 
-        ``passage_bias`` is added to the logits of every span of a passage (retrieval evidence).
+        ``passage_bias`` is added to the logits of every span of a passage (retrieval evidence);
+        ``body_starts`` says where each passage's text starts after its headings (``body_start``).
         An answer's confidence is the calibrated probability that the reader's best span is right
         times the answer's share of the softmax over all candidate spans.
         """
         if not passages or not question.strip():
             return []
-        candidates, margin = self.spans(question, passages, passage_bias)
+        candidates, margin = self.spans(question, passages, passage_bias, body_starts)
         answerable = self.calibration.answerable(margin) if self.calibration and candidates else 1.0
-        return abstain(_rank(candidates, passages, top_k, answerable), self.threshold_for(threshold))
+        ranked = _rank(candidates, passages, top_k, answerable, asked_kind(question))
+        return abstain(ranked, self.threshold_for(threshold))
 
 
 def abstain(answers: list, threshold: float | None) -> list:
@@ -276,15 +280,91 @@ def _with_call_parentheses(text: str, end: int) -> int:
     return end
 
 
+#: A definition's signature on a line of its own, as reference pages start an entry: ``abs(x)``,
+#: ``shuffle(x)``, ``Path.cwd()``: a name, then parameters (names, defaults, ``*``, ``/``, ``[``).
+_SIGNATURE = re.compile(r"([A-Za-z_][\w.]*)\((?:[\w\s,=*/\[\].'\"-]*)\)")
+
+
+def _name_of_signature(text: str, start: int, end: int) -> int:
+    """The end of a span, at the defined name when the span is a whole signature line: a person
+    asking which function does something wants ``abs``, not ``abs(x)``."""
+    whole_line = (start == 0 or text[start - 1] == "\n") and (end == len(text) or text[end] == "\n")
+    match = _SIGNATURE.fullmatch(text, start, end) if whole_line else None
+    return match.end(1) if match and match.end(1) + 2 < end else end
+
+
+def body_start(text: str, headings: set[str]) -> int:
+    """Where a passage's text starts after the heading lines it begins with (a section's passage
+    repeats its headings): a heading names a topic, it does not answer a question."""
+    at = 0
+    while True:
+        line_end = text.find("\n", at)
+        line_end = len(text) if line_end < 0 else line_end
+        if not text[at:line_end].strip() or text[at:line_end].strip() not in headings:
+            return at
+        at = line_end
+        while at < len(text) and text[at] in "\n ":
+            at += 1
+
+
+#: The kind of thing a question asks for when it names one: "Which function ...", "What built-in
+#: function ...", "Which module ...".
+_ASKED_KIND = re.compile(r"\s*(?:which|what)\s+(?:(?:built-in|standard)\s+)?([a-z][a-z-]+)\b", re.I)
+_NOT_A_KIND = {"is", "are", "was", "were", "does", "do", "did", "can", "could", "should", "will", "would", "has",
+               "have", "had", "happens", "kind", "kinds", "type", "types", "sort"}
+
+
+def asked_kind(question: str) -> str | None:
+    """The kind a question names ("function" in "Which function returns ..."), or None."""
+    match = _ASKED_KIND.match(question)
+    kind = match.group(1).lower() if match else None
+    return None if kind in _NOT_A_KIND else kind
+
+
+#: Kinds of things named by one identifier: asked which function, "re module" or "pseudo-random
+#: generators" is not an answer.
+_NAMED_KINDS = {"function", "method", "module", "class", "exception", "decorator", "attribute", "parameter",
+                "argument", "keyword", "constant", "package"}
+
+
+def fits_kind(answer: str, kind: str | None) -> bool:
+    """Whether an answer can be the kind a question names: not the kind itself ("Level" to "Which
+    level ..."), and one identifier (no space) when that kind is named by one."""
+    if kind and answer.lower() in (kind, kind + "s"):
+        return False
+    return not (kind in _NAMED_KINDS and any(c.isspace() for c in answer))
+
+
+def _without_kind(text: str, start: int, end: int, kind: str | None) -> tuple[int, int]:
+    """A span without the kind the question names and the article or "built-in" that went with it:
+    asked which statement, "The pass statement" answers "pass"; which module, "secrets module"
+    "secrets"; which function, "the built-in function dir()" "dir()"."""
+    if not kind:
+        return start, end
+    span = text[start:end]
+    ending = re.search(rf"\s+{re.escape(kind)}s?$", span, re.I)
+    if ending and ending.start() > 0:
+        end = start + ending.start()
+        article = re.match(r"(?:the|a|an)\s+(?=\S)", text[start:end], re.I)  # "The pass", once "statement" went
+        start += article.end() if article else 0
+    leading = re.match(rf"(?:(?:the|a|an)\s+)?(?:built-in\s+)?{re.escape(kind)}\s+(?=\S)", text[start:end], re.I)
+    if leading:
+        start += leading.end()
+    return start, end
+
+
 def _acceptable(text: str, start: int, end: int, sentence_starts: list[int]) -> bool:
-    """A span a person would select: inside one sentence and one line (one table cell), whole words,
-    no dangling punctuation, balanced brackets and quotes (an apostrophe inside a span is fine: Workers' Party)."""
+    """A span a person would select: inside one sentence and one line (one table cell), whole words
+    (a dotted name is one), no dangling punctuation, balanced brackets and quotes (an apostrophe
+    inside a span is fine: Workers' Party)."""
     if end <= start or any(start < b < end and not _ABBREVIATION.search(text[max(0, b - 8):b]) for b in sentence_starts):
         return False
     if start > 0 and text[start - 1].isalnum() and text[start].isalnum():
         return False
     if end < len(text) and text[end - 1].isalnum() and text[end].isalnum():
         return False
+    if text[end - 1].isalnum() and text[end : end + 1] == "." and text[end + 1 : end + 2].isalnum():
+        return False  # "sys" of sys.path, "3" of 3.11: a dotted name is one word
     span = text[start:end]
     if "\n" in span or " | " in span:  # across lines, or across the cells of a table row (markup.py)
         return False
@@ -296,11 +376,13 @@ def _acceptable(text: str, start: int, end: int, sentence_starts: list[int]) -> 
 
 
 def _rank(candidates: list[tuple[float, int, int, int]], passages: Sequence[str], top_k: int,
-          answerable: float = 1.0) -> list[Answer]:
+          answerable: float = 1.0, kind: str | None = None) -> list[Answer]:
     """One answer per distinct (passage, start, end), best first; confidence ``answerable`` times
-    the softmax share over all candidate spans. A span ending on a called name takes the "()"
-    after it (``_with_call_parentheses``), and the two spans, with and without, are one answer
-    whose shares add up."""
+    the softmax share over all candidate spans. A whole signature line answers with its name
+    (``_name_of_signature``); a span ending on a called name takes the "()" after it
+    (``_with_call_parentheses``); a span drops the kind the question asks for (``_without_kind``);
+    the spans that become one answer add up their shares; answers that cannot be of that kind go
+    (``fits_kind``)."""
     best: dict[tuple[int, int, int], float] = {}
     for logit, passage, start, end in candidates:  # a span seen in two overlapping windows counts once
         key = (passage, start, end)
@@ -311,14 +393,17 @@ def _rank(candidates: list[tuple[float, int, int, int]], passages: Sequence[str]
     total = sum(math.exp(v - top) for v in best.values())
     answers: dict[tuple[int, int, int], Answer] = {}
     for (passage, start, end), logit in best.items():
-        end = _with_call_parentheses(passages[passage], end)
+        text = passages[passage]
+        start, end = _without_kind(text, start, _name_of_signature(text, start, end), kind)
+        end = _with_call_parentheses(text, end)
         share = answerable * math.exp(logit - top) / total
         if (passage, start, end) in answers:
             same = answers[(passage, start, end)]
             same.score, same.logit = same.score + share, max(same.logit, logit)
         else:
-            answers[(passage, start, end)] = Answer(passages[passage][start:end], share, logit, passage, start, end)
-    return sorted(answers.values(), key=lambda a: a.score, reverse=True)[:top_k]
+            answers[(passage, start, end)] = Answer(text[start:end], share, logit, passage, start, end)
+    kept = [a for a in answers.values() if fits_kind(a.text, kind)]  # what the others held is lost, not shared
+    return sorted(kept, key=lambda a: a.score, reverse=True)[:top_k]
 
 
 @dataclass
@@ -375,12 +460,14 @@ def answers_from_hits(reader: Reader, question: str, hits: list, answers: int = 
                       retrieval_weight: float | None = None, threshold: float | str | None = DEFAULT) -> list[FoundAnswer]:
     """Read retrieved passages (``Hit``s) and merge identical answers from different passages
     (their confidences add up); none when the best merged answer is below ``threshold``."""
+    from .markup import PATH_SEPARATOR
     from .metrics import normalize_answer
 
     weight = RETRIEVAL_WEIGHT if retrieval_weight is None else retrieval_weight
     merged: dict[str, FoundAnswer] = {}
+    bodies = [body_start(h.text, {h.title or "", *(h.section or "").split(PATH_SEPARATOR)} - {""}) for h in hits]
     for a in reader.read(question, [h.text for h in hits], top_k=max(answers * 5, CANDIDATES),
-                         passage_bias=retrieval_evidence(hits, weight), threshold=None):
+                         passage_bias=retrieval_evidence(hits, weight), threshold=None, body_starts=bodies):
         key = normalize_answer(a.text) or a.text
         if key in merged:
             merged[key].score += a.score

@@ -224,6 +224,9 @@ def test_abstaining_keeps_or_drops_every_answer():
     ("Level | When it's used\nDEBUG | Detailed information", "Level | When", False),  # across table cells
     ("Level | When it's used\nDEBUG | Detailed information", "used\nDEBUG", False),  # across lines
     ("Level | When it's used\nDEBUG | Detailed information", "DEBUG", True),
+    ("The variable sys.path is a list.", "variable sys", False),  # a dotted name is one word
+    ("The variable sys.path is a list.", "sys.path", True),
+    ("Python 3.11 is out.", "Python 3", False),
 ])
 def test_spans_a_person_would_select(text, span, ok):
     from search.passages import sentence_starts
@@ -241,3 +244,63 @@ def test_retrieval_evidence_is_relative_to_the_best_hit():
     assert retrieval_evidence(bm25, 8.0) == retrieval_evidence(hybrid, 8.0) == [8.0, 4.0, 0.0]
     assert retrieval_evidence([Hit(score=-0.2), Hit(score=-0.3)], 8.0) == [0.0, 0.0]  # no evidence at all
     assert retrieval_evidence([], 8.0) == []
+
+
+def test_a_heading_a_passage_starts_with_is_no_answer(tiny_qa, monkeypatch):
+    from search.reader import body_start
+
+    passage = "Dates and Times\n\nThe datetime module supplies classes for dates."
+    assert body_start(passage, {"Dates and Times", "Brief Tour"}) == passage.index("The datetime")
+    assert body_start(passage, {"Other"}) == 0 and body_start("Dates and Times", {"Dates and Times"}) == len("Dates and Times")
+    reader = Reader(tiny_qa)
+    question = "what supplies classes for dates"
+    encoded = reader._windows(question, [passage])
+    offsets, seq = encoded["offset_mapping"][0], encoded.sequence_ids(0)
+    first = next(i for i, s in enumerate(seq) if s == 1)
+    last = next(i for i, s in enumerate(seq) if s == 1 and offsets[i][1] == len("Dates and Times"))
+    monkeypatch.setattr(reader, "_logits", lambda enc: _peaks(enc, 0, first, last))
+    assert reader.read(question, [passage], top_k=1, threshold=None)[0].text == "Dates and Times"
+    (best,) = reader.read(question, [passage], top_k=1, threshold=None, body_starts=[body_start(passage, {"Dates and Times"})])
+    assert best.start >= passage.index("The datetime")
+
+
+@pytest.mark.parametrize("question, kind", [
+    ("Which function returns the length of a list?", "function"),
+    ("What built-in function lists names?", "function"),
+    ("which module sends mail", "module"),
+    ("What is the capital of France?", None),
+    ("Which kind of sockets are common?", None),
+    ("How do I save changes?", None),
+])
+def test_the_kind_a_question_asks_for(question, kind):
+    from search.reader import asked_kind
+
+    assert asked_kind(question) == kind
+
+
+def _ranked(passage, spans, kind=None):
+    """``_rank`` of spans given as texts (first occurrence in ``passage``) with their logits."""
+    from search.reader import _rank
+
+    candidates = [(logit, 0, passage.index(t), passage.index(t) + len(t)) for t, logit in spans]
+    return [(a.text, round(a.score, 3)) for a in _rank(candidates, [passage], 5, 1.0, kind)]
+
+
+def test_answers_take_the_shape_a_person_accepts():
+    # a whole signature line answers with its name, and adds up with the name alone; a call in prose stays
+    assert _ranked("abs(x)\n\nReturn the absolute value of a number.", [("abs(x)", 1.0), ("abs", 1.0)]) == [("abs", 1.0)]
+    assert _ranked("Then call abs(x) once.", [("abs(x)", 1.0)])[0][0] == "abs(x)"
+    # the kind the question names goes, with the article before it
+    assert _ranked("The pass statement does nothing.", [("The pass statement", 1.0)], "statement")[0][0] == "pass"
+    assert _ranked("The built-in function dir() lists names.", [("The built-in function dir()", 1.0)], "function")[0][0] == "dir()"
+    assert _ranked("Use the secrets module instead.", [("secrets module", 1.0)], "module")[0][0] == "secrets"
+
+
+def test_answers_that_cannot_be_of_the_kind_asked_go_and_keep_their_share():
+    import math
+
+    passage = "The re module provides re.compile() for patterns."
+    ranked = _ranked(passage, [("The re module provides re.compile()", 2.0), ("re.compile()", 1.0)], "function")
+    assert ranked == [("re.compile()", round(1 / (1 + math.e), 3))]  # the share of the one that went is not handed on
+    assert _ranked("Level | Value\nDEBUG | 10", [("Level", 2.0), ("DEBUG", 0.0)], "level")[0][0] == "DEBUG"
+    assert _ranked("Use the secrets module.", [("secrets module", 1.0)], None)[0][0] == "secrets module"

@@ -1,4 +1,5 @@
-"""Build questions.json, the Python-documentation QA set, from questions.py and the documents.
+"""Build questions.json, the Python-documentation QA set, from questions.py and the documents, and
+heldout.json from heldout.py (questions written later, to check what was chosen on the first).
 
     python evals/python-docs/build.py CORPUS_FOLDER
 
@@ -18,7 +19,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from questions import ANSWERABLE, UNANSWERABLE  # noqa: E402
+import heldout  # noqa: E402
+import questions  # noqa: E402
 
 from search.ingest import load_file  # noqa: E402
 from search.terms import content_words  # noqa: E402
@@ -57,10 +59,9 @@ def code_forms(answer: str, context: str) -> list[str]:
     return sorted({m.group(0) for m in forms} - {answer})
 
 
-def main(folder: Path) -> None:
-    docs = {f.relative_to(folder).as_posix().removesuffix(".rst.txt"): load_file(f)[0].text for f in corpus_files(folder)}
+def build(folder: Path, docs: dict[str, str], answerable: list, unanswerable: list, output: str, prefix: str) -> None:
     articles: dict[str, list[dict]] = {}
-    for number, (name, question, answer, *near) in enumerate(ANSWERABLE, 1):
+    for number, (name, question, answer, *near) in enumerate(answerable, 1):
         text = docs[name]
         found = [m.start() for m in re.finditer(re.escape(answer), text)]
         if not found:
@@ -70,20 +71,26 @@ def main(folder: Path) -> None:
         context = text[lo:hi]
         at = next(at for at in found if lo <= at and at + len(answer) <= hi) - lo
         articles.setdefault(name, []).append({"context": context, "qas": [{
-            "id": f"pydocs-{number:03d}", "question": question, "is_impossible": False,
+            "id": f"{prefix}-{number:03d}", "question": question, "is_impossible": False,
             "answers": [{"text": answer, "answer_start": at}] +
                        [{"text": form, "answer_start": context.index(form)} for form in code_forms(answer, context)]}]})
     everything = [(name, text[lo:hi]) for name, text in docs.items() for lo, hi in paragraphs(text)]
-    for number, question in enumerate(UNANSWERABLE, 1):
+    for number, question in enumerate(unanswerable, 1):
         words = set(content_words(question))
         name, context = max(everything, key=lambda p: len(words & set(content_words(p[1]))))
         articles.setdefault(name, []).append({"context": context, "qas": [{
-            "id": f"pydocs-none-{number:03d}", "question": question, "is_impossible": True, "answers": []}]})
+            "id": f"{prefix}-none-{number:03d}", "question": question, "is_impossible": True, "answers": []}]})
     data = {"version": "v2.0", "corpus": {"source": "Debian python3.11-doc 3.11.2-6+deb12u8, usr/share/doc/python3.11/html/_sources",
                                           "files": [f.relative_to(folder).as_posix() for f in corpus_files(folder)]},
             "data": [{"title": name, "paragraphs": paragraphs_} for name, paragraphs_ in articles.items()]}
-    (HERE / "questions.json").write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n")
-    print(f"{len(ANSWERABLE)} answerable and {len(UNANSWERABLE)} unanswerable questions over {len(docs)} documents")
+    (HERE / output).write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n")
+    print(f"{output}: {len(answerable)} answerable and {len(unanswerable)} unanswerable questions over {len(docs)} documents")
+
+
+def main(folder: Path) -> None:
+    docs = {f.relative_to(folder).as_posix().removesuffix(".rst.txt"): load_file(f)[0].text for f in corpus_files(folder)}
+    build(folder, docs, questions.ANSWERABLE, questions.UNANSWERABLE, "questions.json", "pydocs")
+    build(folder, docs, heldout.ANSWERABLE, heldout.UNANSWERABLE, "heldout.json", "pydocs-h")
 
 
 if __name__ == "__main__":

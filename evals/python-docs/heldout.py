@@ -1,0 +1,61 @@
+"""Held-out questions of the Python-documentation QA set: written by hand in session 15, after the
+span rules of that session were chosen on questions.py, and asked once to check them.
+
+Same form and documents as questions.py (see its docstring); build.py writes heldout.json.
+"""
+
+ANSWERABLE = [
+    ("tutorial/errors", "What is the common base class of all exceptions?", "BaseException"),
+    ("tutorial/errors", "What are syntax errors also known as?", "parsing errors"),
+    ("tutorial/errors", "Which clause of a try statement holds code that must run when the try clause raises no exception?", "else"),
+    ("tutorial/errors", "Which idiom disables automatic exception chaining?", "from None"),
+    ("tutorial/inputoutput", "Which string method pads a numeric string on the left with zeros?", "str.zfill()"),
+    ("tutorial/inputoutput", "How do you change a file object's position?", "f.seek(offset, whence)"),
+    ("tutorial/inputoutput", "Which module contains a Template class for substituting values into strings?", "string"),
+    ("tutorial/classes", "Which statement says that variables live in an enclosing scope and should be rebound there?", "nonlocal"),
+    ("tutorial/classes", "What is a mapping from names to objects called?", "namespace"),
+    ("tutorial/controlflow", "Which statement breaks out of the innermost enclosing for or while loop?", "break"),
+    ("tutorial/controlflow", "What does return without an expression argument return?", "None"),
+    ("tutorial/controlflow", "What is an if clause added to a pattern called?", "guard"),
+    ("tutorial/interpreter", "Which variable of the sys module holds the script name and its arguments?", "argv"),
+    ("tutorial/interpreter", "What do you type to exit the interpreter on Windows?", "Control-Z"),
+    ("howto/unicode", "What does UTF stand for?", "Unicode Transformation Format"),
+    ("howto/unicode", "Which string method converts a string to a case-insensitive form?", "casefold()"),
+    ("howto/unicode", "Which built-in function takes an integer and returns a Unicode string of length 1?", "chr()"),
+    ("howto/unicode", "What is the largest Unicode code point?", "0x10FFFF"),
+    ("howto/sorting", "What does list.sort() return?", "None"),
+    ("howto/sorting", "Which module provides itemgetter() and attrgetter()?", "operator"),
+    ("howto/regex", "Which metacharacter matches one or more times?", "+"),
+    ("howto/regex", "What are regular expressions compiled into?", "pattern objects"),
+    ("howto/logging", "Which file do the messages of successive runs get appended to in the logging example?", "example.log"),
+    ("howto/sockets", "What is by far the most popular form of inter process communication?", "sockets"),
+    ("library/statistics", "Which function returns the sample arithmetic mean of data?", "mean"),
+    ("library/statistics", "Which function returns the single most common data point from discrete or nominal data?", "mode"),
+    ("library/statistics", "Which exception is raised when median is given empty data?", "StatisticsError"),
+    ("library/random", "Which function returns a random integer N such that a <= N <= b?", "randint"),
+    ("library/random", "How do I choose k unique elements from a population without replacement?", "sample"),
+    ("library/random", "Which exception does choice raise when the sequence is empty?", "IndexError"),
+    ("library/shutil", "Which function returns disk usage statistics about a path?", "disk_usage"),
+    ("library/tempfile", "Which function returns the name of the directory used for temporary files?", "gettempdir"),
+    ("library/pathlib", "Which method returns a new path object representing the user's home directory?", "home"),
+    ("library/pathlib", "How do I get a string representation of a path with forward slashes?", "as_posix()"),
+    ("library/pathlib", "Which method returns a new path with the suffix changed?", "with_suffix"),
+    ("library/sqlite3", "Which function returns True if a string appears to contain complete SQL statements?", "complete_statement"),
+    ("library/sqlite3", "How can I dump a database as SQL source code?", "iterdump"),
+    ("library/csv", "Which function returns the names of all registered dialects?", "list_dialects"),
+    ("library/zipfile", "Which method returns a list of archive members by name?", "namelist"),
+    ("library/venv", "Which packages does upgrading the core venv dependencies upgrade?", "pip and setuptools"),
+]
+
+UNANSWERABLE = [
+    "How do I rebase a branch in git?",
+    "What is the default port of MySQL?",
+    "Which function of the numpy module computes a matrix inverse?",
+    "How do I install Docker on Ubuntu?",
+    "Who painted the Mona Lisa?",
+    "What is the boiling point of water in Fahrenheit?",
+    "Which method of a pandas DataFrame drops missing values?",
+    "How many bytes are in an IPv6 address?",
+    "Which Python module parses YAML files?",
+    "What is the maximum length of a tweet?",
+]
