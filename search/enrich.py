@@ -1,6 +1,6 @@
 """Enrichment of an index: tasks that tag every passage at index time and store what they found.
 
-Two kinds with one interface (``task``, ``model``, ``run``, ``save``): ``EntityEnricher`` (named
+Two kinds with one interface (``task``, ``model``, ``languages``, ``run``, ``save``): ``EntityEnricher`` (named
 entities, into the ``entities`` table) and ``LabelEnricher`` (sentiment or any classifier trained
 with ``search train classifier``, into ``labels``).
 """
@@ -16,6 +16,7 @@ from typing import Sequence
 from .classification import Label, TextClassifier
 from .language import readable_by
 from .precision import native_bfloat16
+from .russian_ner import LANGUAGES as RUSSIAN, RussianEntityTagger
 from .tagging import Entity, EntityTagger
 
 
@@ -26,7 +27,7 @@ def index_time_precision() -> str:
     return "bfloat16" if native_bfloat16() else "int8"
 
 
-#: The languages of the shipped NER and sentiment models.
+#: The languages of the shipped NER and sentiment models (NER reads Russian too, through natasha).
 SHIPPED_LANGUAGES = frozenset({"en"})
 
 
@@ -46,19 +47,33 @@ class _ModelLanguages:
 
 @dataclass
 class EntityEnricher(_ModelLanguages):
-    """Named entities of each passage, with offsets in its document."""
+    """Named entities of each passage, with offsets in its document: by default the shipped model
+    for English and natasha for Russian."""
 
     model: str = ""  # a model folder; "" for the shipped default
     task = "ner"
+
+    @property
+    def languages(self) -> frozenset[str] | None:
+        return None if self.model else SHIPPED_LANGUAGES | RUSSIAN
 
     @cached_property
     def runner(self) -> EntityTagger:
         return EntityTagger(self.model or None, precision=index_time_precision())
 
-    def run(self, texts: Sequence[str], starts: Sequence[int]) -> list[list[Entity]]:
+    @cached_property
+    def russian(self) -> RussianEntityTagger:
+        return RussianEntityTagger()
+
+    def run(self, texts: Sequence[str], starts: Sequence[int], languages: Sequence[str | None]) -> list[list[Entity]]:
         """Entities per text; offsets are shifted by ``starts`` (passage -> document offsets)."""
-        return [[Entity(e.text, e.label, e.start + start, e.end + start, e.score) for e in entities]
-                for entities, start in zip(self.runner.tag(list(texts)), starts)]
+        russian = [not self.model and language in RUSSIAN for language in languages]
+        found: list[list[Entity]] = [[] for _ in texts]
+        for tagger, wanted in ((self.russian, True), (self.runner, False)):
+            chosen = [i for i, r in enumerate(russian) if r == wanted]
+            for i, entities in zip(chosen, tagger.tag([texts[i] for i in chosen]) if chosen else []):
+                found[i] = [Entity(e.text, e.label, e.start + starts[i], e.end + starts[i], e.score) for e in entities]
+        return found
 
     def save(self, conn: sqlite3.Connection, passage_ids: Sequence[int], document_ids: Sequence[int],
              results: list[list[Entity]]) -> None:
@@ -82,7 +97,7 @@ class LabelEnricher(_ModelLanguages):
         """Classifiers read the first 128 tokens of a passage at index time."""
         return TextClassifier(self.model or None, max_length=128, precision=index_time_precision())
 
-    def run(self, texts: Sequence[str], starts: Sequence[int]) -> list[Label]:
+    def run(self, texts: Sequence[str], starts: Sequence[int], languages: Sequence[str | None]) -> list[Label]:
         return self.runner.classify(list(texts))
 
     def save(self, conn: sqlite3.Connection, passage_ids: Sequence[int], document_ids: Sequence[int],
@@ -104,7 +119,8 @@ def run_readable(enricher: Enricher, texts: Sequence[str], starts: Sequence[int]
     readable = [i for i, language in enumerate(languages) if readable_by(enricher.languages, language)]
     found: list = [None] * len(texts)
     if readable:
-        for i, result in zip(readable, enricher.run([texts[i] for i in readable], [starts[i] for i in readable])):
+        for i, result in zip(readable, enricher.run([texts[i] for i in readable], [starts[i] for i in readable],
+                                                    [languages[i] for i in readable])):
             found[i] = result
     return found
 

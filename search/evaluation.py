@@ -15,7 +15,7 @@ from pathlib import Path
 from .errors import SearchError
 from .progress import progress_bar
 from .metrics import (accuracy, answer_f1, answered_precision, calibration_error, score_entities, score_predictions,
-                      score_run)
+                      score_run, score_spans)
 
 
 @dataclass
@@ -384,6 +384,25 @@ def evaluate_ner(data, model=None, context: bool = True, precision: str = "auto"
     scores = ner_scores(tagger.model, tagger.tokenizer, documents, context=context)
     return {**scores, "sentences": sentences, "ms_per_sentence": 1000 * (time.perf_counter() - started) / sentences,
             "dtype": tagger.precision}
+
+
+def evaluate_entity_offsets(data, texts, model=None) -> dict[str, float]:
+    """Strict entity precision/recall/F1 on passages labelled by character offsets
+    (``evals/russian-ner/entities.json``: each passage is the first ``length`` characters of a
+    paragraph of the SQuAD-format file ``texts``), tagged as at index time: each passage's language
+    told, English through the NER model and Russian through natasha."""
+    from .enrich import EntityEnricher
+    from .language import detect_languages
+
+    items = json.loads(Path(data).read_text())["items"]
+    articles = json.loads(Path(texts).read_text())["data"]
+    passages = [articles[i["article"]]["paragraphs"][i["paragraph"]]["context"][: i["length"]] for i in items]
+    started = time.perf_counter()
+    found = EntityEnricher(model or "").run(passages, [0] * len(passages), detect_languages(passages))
+    scores = score_spans([{tuple(e) for e in i["entities"]} for i in items],
+                         [{(e.start, e.end, e.label) for e in entities} for entities in found])
+    return {**scores, "sentences": len(passages), "ms_per_sentence": 1000 * (time.perf_counter() - started) / len(passages),
+            "dtype": "natasha" if not model else Path(model).name}
 
 
 def classifier_accuracy(classifier, texts: list[str], gold: list[str]) -> float:

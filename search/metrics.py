@@ -98,9 +98,14 @@ def entity_spans(tags: Sequence[str]) -> set[tuple[int, int, str]]:
 
 def score_entities(gold: list[list[str]], predicted: list[list[str]]) -> dict[str, float]:
     """Entity-level precision, recall and F1 (percent), exact span and type (seqeval strict style)."""
+    return score_spans([entity_spans(g) for g in gold], [entity_spans(p) for p in predicted])
+
+
+def score_spans(gold: Sequence[set], predicted: Sequence[set]) -> dict[str, float]:
+    """Precision, recall and F1 (percent) of predicted entities, each a (start, end, type) of one
+    text, against the gold ones: only the exact span with the right type counts."""
     tp = n_gold = n_pred = 0
-    for g, p in zip(gold, predicted):
-        gs, ps = entity_spans(g), entity_spans(p)
+    for gs, ps in zip(gold, predicted):
         tp, n_gold, n_pred = tp + len(gs & ps), n_gold + len(gs), n_pred + len(ps)
     precision = tp / n_pred if n_pred else 0.0
     recall = tp / n_gold if n_gold else 0.0

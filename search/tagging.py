@@ -21,7 +21,7 @@ class Entity:
     label: str
     start: int  # character offsets in the text that was tagged
     end: int
-    score: float
+    score: float | None  # mean probability of its words' labels; None from a tagger without them
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)

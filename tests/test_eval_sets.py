@@ -22,3 +22,18 @@ def test_python_docs_questions_are_squad2_with_verbatim_answers():
                 for answer in qa["answers"]:
                     start = answer["answer_start"]
                     assert paragraph["context"][start : start + len(answer["text"])] == answer["text"]
+
+
+def test_russian_entities_are_whole_words_of_xquad_ru_passages():
+    root = Path(__file__).resolve().parents[1]
+    data = json.loads((root / "evals" / "russian-ner" / "entities.json").read_text())
+    articles = json.loads((root.parent / "shared" / "data" / "xquad" / "xquad.ru.json").read_text())["data"]
+    assert len(data["items"]) >= 20 and sum(len(i["entities"]) for i in data["items"]) >= 50
+    for item in data["items"]:
+        context = articles[item["article"]]["paragraphs"][item["paragraph"]]["context"]
+        text = context[: item["length"]]
+        assert item["length"] <= len(context) and text.rstrip()[-1] in ".!?"
+        for start, end, label in item["entities"]:
+            name = text[start:end]
+            assert label in data["labels"] and name == name.strip() and name[0].isupper()
+            assert (start == 0 or not text[start - 1].isalnum()) and (end == len(text) or not text[end].isalnum())

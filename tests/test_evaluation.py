@@ -58,3 +58,19 @@ def test_a_squad_file_and_a_parallel_one_make_a_cross_lingual_collection(tmp_pat
     _squad_file(tmp_path / "short.json", ["Кошка сидела."], ["Где?"])
     with pytest.raises(SearchError, match="not parallel"):
         load_collection(en, documents=tmp_path / "short.json")
+
+
+def test_entities_by_offsets_are_scored_on_the_passages_they_name(tmp_path, run):
+    from search.evaluation import evaluate_entity_offsets
+
+    text = "Владимир Путин выступил в Москве. Потом он уехал."
+    texts = tmp_path / "texts.json"
+    texts.write_text(json.dumps({"data": [{"title": "t", "paragraphs": [{"context": text, "qas": []}]}]}))
+    gold = tmp_path / "entities.json"
+    entities = [[0, 14, "PER"], [26, 32, "ORG"]]  # Москве is a LOC: one of two found right
+    gold.write_text(json.dumps({"items": [{"article": 0, "paragraph": 0, "length": 33, "entities": entities}]}))
+    scores = evaluate_entity_offsets(gold, texts)
+    assert (scores["precision"], scores["recall"], scores["f1"], scores["entities"]) == (50.0, 50.0, 50.0, 2)
+    result = run("eval", "ner", "--data", str(gold), "--texts", str(texts))
+    assert "precision 50.0  recall 50.0  F1 50.0  (2 entities in 1 sentences; natasha)" in result.output
+    assert "give it with --texts" in run("eval", "ner", "--data", str(gold), ok=False).output

@@ -67,11 +67,38 @@ def test_english_models_skip_passages_in_other_languages(tmp_path, tiny_model, t
         assert index.store.db["enriched"].count == 2  # both seen: the next `search enrich` does not retry
 
 
-def test_the_cli_says_the_shipped_models_read_english_only(run):
-    result = run("ner", "Владимир Путин выступил в Москве.", ok=False)
-    assert result.exit_code == 1 and "looks like 'ru'" in result.output and "English only" in result.output
+def test_the_cli_tags_russian_with_natasha_and_says_what_no_shipped_model_reads(run):
+    result = run("ner", "Владимир Путин выступил в Москве.", "--json")
+    assert [(e["label"], e["text"], e["start"], e["score"]) for e in json.loads(result.output)] == [
+        ("PER", "Владимир Путин", 0, None), ("LOC", "Москве", 26, None)]
+    assert "PER   Владимир Путин  (characters 0-14)" in run("ner", "Владимир Путин выступил в Москве.").output
+    result = run("ner", "Der Hund läuft im Park und sieht die Katze.", ok=False)
+    assert result.exit_code == 1 and "looks like 'de'" in result.output and "English and Russian only" in result.output
     result = run("sentiment", "Это был прекрасный фильм, я в восторге.", ok=False)
-    assert "English only" in result.output
+    assert "looks like 'ru'" in result.output and "English only" in result.output
+
+
+def test_russian_passages_get_their_entities_from_natasha(tmp_path, tiny_model, monkeypatch):
+    from search.tagging import Entity
+
+    class English:  # stands in for the shipped English model
+        def tag(self, texts):
+            return [[Entity("Hillary", "PER", t.index("Hillary"), t.index("Hillary") + 7, 0.9)] for t in texts]
+
+    monkeypatch.setattr(EntityEnricher, "runner", property(lambda self: English()))
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "en.txt").write_text("Everest is a mountain first climbed in 1953 by Hillary.")
+    (docs / "ru.txt").write_text("Москва — столица России, крупнейший город страны. Её основал Юрий Долгорукий.")
+    with Index.create(tmp_path / "ix", model=tiny_model) as index:
+        index.add_paths([docs], enrich="ner")
+        found = {(path.rsplit("/", 1)[1], label, text, start) for path, label, text, start in index.store.conn.execute(
+            "SELECT d.path, e.label, e.text, e.start_char FROM entities e JOIN documents d ON d.id = e.document_id")}
+    russian = "Москва — столица России, крупнейший город страны. Её основал Юрий Долгорукий."
+    english = "Everest is a mountain first climbed in 1953 by Hillary."
+    assert found == {("en.txt", "PER", "Hillary", english.index("Hillary")), ("ru.txt", "LOC", "Москва", 0),
+                     ("ru.txt", "LOC", "России", russian.index("России")),
+                     ("ru.txt", "PER", "Юрий Долгорукий", russian.index("Юрий"))}
 
 
 def test_hits_carry_their_language_and_filter_on_it(tmp_path, tiny_model):

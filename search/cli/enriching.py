@@ -75,18 +75,21 @@ def model_option(func):
 @json_option
 @handle_errors
 def ner(text, model, as_json):
-    """Named entities in TEXT: whole entities with their type and character offsets."""
+    """Named entities in TEXT: whole entities with their type and character offsets (English with
+    the shipped model, Russian with natasha)."""
+    from ..russian_ner import LANGUAGES, RussianEntityTagger
     from ..tagging import EntityTagger
 
-    _shipped_model_reads(text, model, "NER")
-    (found,) = EntityTagger(model).tag([text])
+    language = _language_read(text, model, "NER", also=LANGUAGES)
+    (found,) = (RussianEntityTagger() if not model and language in LANGUAGES else EntityTagger(model)).tag([text])
     if as_json:
         echo_json([e.to_dict() for e in found])
         return
     if not found:
         click.echo("No entities.")
     for e in found:
-        click.echo(f"{e.label:<5} {e.text}  (characters {e.start}-{e.end}, {e.score:.2f})")
+        score = f", {e.score:.2f}" if e.score is not None else ""
+        click.echo(f"{e.label:<5} {e.text}  (characters {e.start}-{e.end}{score})")
 
 
 @cli.command()
@@ -98,7 +101,7 @@ def sentiment(text, model, as_json):
     """Sentiment of TEXT (or the label of any classifier given with --model)."""
     from ..classification import TextClassifier
 
-    _shipped_model_reads(text, model, "sentiment")
+    _language_read(text, model, "sentiment")
     (result,) = TextClassifier(model).classify([text])
     if as_json:
         echo_json(result.to_dict())
@@ -106,12 +109,15 @@ def sentiment(text, model, as_json):
         click.echo(f"{result.label} ({result.score:.2f})")
 
 
-def _shipped_model_reads(text: str, model: str | None, what: str) -> None:
-    """The shipped NER and sentiment models read English: say so rather than tag other languages."""
+def _language_read(text: str, model: str | None, what: str, also: frozenset[str] = frozenset()) -> str | None:
+    """The language of ``text``; an error when no shipped model reads it (``also``: other languages
+    a default model reads) rather than tagging it with an English model."""
     from ..enrich import SHIPPED_LANGUAGES
     from ..language import detect_language
 
     language = detect_language(text)
-    if not model and language and language not in SHIPPED_LANGUAGES:
-        raise SearchError(f"This text looks like {language!r}; the shipped {what} model reads English only"
+    if not model and language and language not in SHIPPED_LANGUAGES | also:
+        readable = " and ".join(sorted({"en": "English", "ru": "Russian"}.get(x, x) for x in SHIPPED_LANGUAGES | also))
+        raise SearchError(f"This text looks like {language!r}; the shipped {what} model reads {readable} only"
                           " (--model takes a model of your own).")
+    return language

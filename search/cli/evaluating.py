@@ -111,18 +111,27 @@ def eval_qa(data, modes, corpus, limit, start, k, cache, reader_model, threshold
 
 
 @eval_group.command(name="ner")
-@click.option("--data", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path), help="CoNLL file.")
+@click.option("--data", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="CoNLL file, or a JSON file of entities by character offsets (evals/russian-ner/entities.json).")
+@click.option("--texts", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="With a JSON --data: the SQuAD-format file its passages come from (../shared/data/xquad/xquad.ru.json).")
 @click.option("--model", type=click.Path(exists=True, file_okay=False), help="NER model (default: the shipped one).")
 @click.option("--context/--no-context", default=True, show_default=True,
               help="Tag sentences in runs of their document (as passages at index time), or one at a time.")
 @precision_option
 @json_option
 @handle_errors
-def eval_ner(data, model, context, precision, as_json):
-    """Entity-level precision, recall and F1 (strict, BIO) on a CoNLL file."""
-    from ..evaluation import evaluate_ner
+def eval_ner(data, texts, model, context, precision, as_json):
+    """Entity-level precision, recall and F1 (strict: exact span and type) on a CoNLL file, or on
+    passages labelled by offsets, tagged as at index time (Russian through natasha)."""
+    from ..evaluation import evaluate_entity_offsets, evaluate_ner
 
-    scores = evaluate_ner(data, model, context, precision=precision)
+    if data.suffix == ".json":
+        if texts is None:
+            raise click.UsageError("A JSON --data names passages of another file: give it with --texts.")
+        scores = evaluate_entity_offsets(data, texts, model)
+    else:
+        scores = evaluate_ner(data, model, context, precision=precision)
     if as_json:
         echo_json(scores)
     else:
