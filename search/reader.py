@@ -338,17 +338,18 @@ def fits_kind(answer: str, kind: str | None) -> bool:
 def _without_kind(text: str, start: int, end: int, kind: str | None) -> tuple[int, int]:
     """A span without the kind the question names and the article or "built-in" that went with it:
     asked which statement, "The pass statement" answers "pass"; which module, "secrets module"
-    "secrets"; which function, "the built-in function dir()" "dir()"."""
+    "secrets"; which function, "the built-in function dir()" "dir()". Only the kind written in
+    lower case goes: in "Levi's Stadium" or "Super Bowl XXXVII" it is part of a name."""
     if not kind:
         return start, end
     span = text[start:end]
-    ending = re.search(rf"\s+{re.escape(kind)}s?$", span, re.I)
+    ending = re.search(rf"\s+{re.escape(kind)}s?$", span)
     if ending and ending.start() > 0:
         end = start + ending.start()
         article = re.match(r"(?:the|a|an)\s+(?=\S)", text[start:end], re.I)  # "The pass", once "statement" went
         start += article.end() if article else 0
     leading = re.match(rf"(?:(?:the|a|an)\s+)?(?:built-in\s+)?{re.escape(kind)}\s+(?=\S)", text[start:end], re.I)
-    if leading:
+    if leading and kind in leading.group(0):
         start += leading.end()
     return start, end
 

@@ -294,6 +294,9 @@ def test_answers_take_the_shape_a_person_accepts():
     assert _ranked("The pass statement does nothing.", [("The pass statement", 1.0)], "statement")[0][0] == "pass"
     assert _ranked("The built-in function dir() lists names.", [("The built-in function dir()", 1.0)], "function")[0][0] == "dir()"
     assert _ranked("Use the secrets module instead.", [("secrets module", 1.0)], "module")[0][0] == "secrets"
+    # a kind written with a capital is part of a name
+    assert _ranked("They played at Levi's Stadium.", [("Levi's Stadium", 1.0)], "stadium")[0][0] == "Levi's Stadium"
+    assert _ranked("It was Super Bowl XXXVII.", [("Super Bowl XXXVII", 1.0)], "super")[0][0] == "Super Bowl XXXVII"
 
 
 def test_answers_that_cannot_be_of_the_kind_asked_go_and_keep_their_share():
