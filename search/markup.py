@@ -246,6 +246,7 @@ _SPHINX_ROLES = """abbr attr c:data c:expr c:func c:macro c:member c:type c:var 
 cpp:func cpp:member cpp:type data dfn doc download envvar exc file func gh guilabel issue kbd keyword mailheader
 makevar manpage menuselection meth mimetype mod newsgroup numref obj opcode option pep program py:attr py:class
 py:data py:exc py:func py:meth py:mod py:obj ref regexp rfc samp source term token""".split()
+_PYTHON_OBJECT_ROLES = {"attr", "class", "const", "data", "exc", "func", "function", "meth", "mod", "obj"}
 #: Directives whose content is prose, and those that show nothing.
 _SPHINX_BODY = """admonition attention audit-event-table availability caution centered compound container danger
 deprecated deprecated-removed epigraph error glossary hint highlights hlist impl-detail important note only
@@ -271,7 +272,10 @@ def _register_sphinx_markup() -> None:
 
     def role(name, rawtext, text, lineno, inliner, options=None, content=None):
         shown = _role_title(text)
-        if name.rsplit(":", 1)[-1] in ("func", "meth", "function") and not shown.endswith(")"):
+        kind = name.rsplit(":", 1)[-1]
+        if kind in _PYTHON_OBJECT_ROLES and "<" not in text:
+            shown = shown.lstrip(".")  # a leading dot only says where to look: :class:`.datetime` shows datetime
+        if kind in ("func", "meth", "function") and not shown.endswith(")"):
             shown += "()"  # as Sphinx shows functions and methods
         return [nodes.literal(rawtext, shown)], []
 

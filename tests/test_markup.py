@@ -37,6 +37,7 @@ Command line
 ============
 
 Use :func:`search.index` or :meth:`~search.Index.open`; see :ref:`the API <api>`.
+A :class:`.Index` holds :file:`.search/` and :mod:`.search`.
 
 .. versionchanged:: 2.1
    The ``--json`` option.
@@ -77,6 +78,7 @@ def test_rst_drops_labels_roles_and_directives_and_keeps_their_text():
     parsed = assemble(rst_blocks(RST))
     assert parsed.title == "Command line"
     assert "Use search.index() or open(); see the API." in parsed.text  # :func: and :meth: get () as in Sphinx
+    assert "A Index holds .search/ and search." in parsed.text  # a leading dot of a Python role only says where to look
     assert "Changed in version 2.1: The --json option." in parsed.text
     assert "search(query, k=10)\n\nReturn the k best passages." in parsed.text
     assert "Prose in a note." in parsed.text
