@@ -466,7 +466,8 @@ def answers_from_hits(reader: Reader, question: str, hits: list, answers: int = 
 
     weight = RETRIEVAL_WEIGHT if retrieval_weight is None else retrieval_weight
     merged: dict[str, FoundAnswer] = {}
-    bodies = [body_start(h.text, {h.title or "", *(h.section or "").split(PATH_SEPARATOR)} - {""}) for h in hits]
+    # a section's passages start with its headings (not with the title: a text file's is its first line)
+    bodies = [body_start(h.text, set(h.section.split(PATH_SEPARATOR)) - {""}) for h in hits]
     for a in reader.read(question, [h.text for h in hits], top_k=max(answers * 5, CANDIDATES),
                          passage_bias=retrieval_evidence(hits, weight), threshold=None, body_starts=bodies):
         key = normalize_answer(a.text) or a.text

@@ -307,3 +307,24 @@ def test_answers_that_cannot_be_of_the_kind_asked_go_and_keep_their_share():
     assert ranked == [("re.compile()", round(1 / (1 + math.e), 3))]  # the share of the one that went is not handed on
     assert _ranked("Level | Value\nDEBUG | 10", [("Level", 2.0), ("DEBUG", 0.0)], "level")[0][0] == "DEBUG"
     assert _ranked("Use the secrets module.", [("secrets module", 1.0)], None)[0][0] == "secrets module"
+
+
+def test_ask_skips_the_headings_of_a_section_but_not_the_first_line_of_a_text_file():
+    from types import SimpleNamespace as Hit
+
+    from search.reader import answers_from_hits
+
+    seen = {}
+
+    class Recording:
+        def read(self, question, passages, body_starts=None, **options):
+            seen["bodies"] = body_starts
+            return []
+
+        def threshold_for(self, threshold):
+            return None
+
+    hits = [Hit(text="Dates and Times\n\nThe datetime module.", title="Brief Tour", section="Dates and Times", score=1.0),
+            Hit(text="Paris is the capital.\n\nIt is big.", title="Paris is the capital.", section="", score=0.5)]
+    assert answers_from_hits(Recording(), "which module", hits) == []
+    assert seen["bodies"] == [len("Dates and Times\n\n"), 0]
