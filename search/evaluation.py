@@ -401,7 +401,7 @@ def evaluate_entity_offsets(data, texts, model=None) -> dict[str, float]:
     found = EntityEnricher(model or "").run(passages, [0] * len(passages), detect_languages(passages))
     scores = score_spans([{tuple(e) for e in i["entities"]} for i in items],
                          [{(e.start, e.end, e.label) for e in entities} for entities in found])
-    return {**scores, "sentences": len(passages), "ms_per_sentence": 1000 * (time.perf_counter() - started) / len(passages),
+    return {**scores, "passages": len(passages), "ms_per_passage": 1000 * (time.perf_counter() - started) / len(passages),
             "dtype": "natasha" if not model else Path(model).name}
 
 

@@ -72,5 +72,5 @@ def test_entities_by_offsets_are_scored_on_the_passages_they_name(tmp_path, run)
     scores = evaluate_entity_offsets(gold, texts)
     assert (scores["precision"], scores["recall"], scores["f1"], scores["entities"]) == (50.0, 50.0, 50.0, 2)
     result = run("eval", "ner", "--data", str(gold), "--texts", str(texts))
-    assert "precision 50.0  recall 50.0  F1 50.0  (2 entities in 1 sentences; natasha)" in result.output
+    assert "precision 50.0  recall 50.0  F1 50.0  (2 entities in 1 passages; natasha)" in result.output
     assert "give it with --texts" in run("eval", "ner", "--data", str(gold), ok=False).output

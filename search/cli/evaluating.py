@@ -135,8 +135,9 @@ def eval_ner(data, texts, model, context, precision, as_json):
     if as_json:
         echo_json(scores)
     else:
+        unit = "passages" if "passages" in scores else "sentences"
         click.echo(f"precision {scores['precision']:.1f}  recall {scores['recall']:.1f}  F1 {scores['f1']:.1f}"
-                   f"  ({scores['entities']} entities in {scores['sentences']} sentences; {scores['dtype']})")
+                   f"  ({scores['entities']} entities in {scores[unit]} {unit}; {scores['dtype']})")
 
 
 @eval_group.command(name="sentiment")
