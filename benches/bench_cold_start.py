@@ -1,7 +1,8 @@
 """Cold start: whole CLI commands in fresh processes, as a person runs them from the shell, on the
 ONNX Runtime path (the default once the models are exported) and on torch (`--backend torch`),
 against `python -c "import torch"` (the floor of any command that imports torch), alternating, in
-the same run.
+the same run. `search index` runs as its default chooses (torch where it runs bfloat16) and on ONNX
+Runtime.
 
     python benches/bench_cold_start.py [--repeat 5] [--passages 10000]
 
@@ -75,12 +76,14 @@ def main() -> None:
             "search ask (onnx)": [search, "ask", QUESTION, *index],
             "search ask (torch)": [search, "ask", QUESTION, *index, "--backend", "torch"],
         }
-        times: dict[str, list[float]] = {name: [] for name in [*commands, "search index 10 files"]}
+        indexing = {"search index 10 files": [], "search index 10 files (onnx)": ["--backend", "onnx"]}
+        times: dict[str, list[float]] = {name: [] for name in [*commands, *indexing]}
         for run in range(args.repeat):
             for name, command in commands.items():
                 times[name].append(seconds(command))
-            shutil.copytree(tmp / "ix", tmp / f"ix{run}")
-            times["search index 10 files"].append(seconds([search, "index", str(new_files), "--index", str(tmp / f"ix{run}")]))
+            for n, (name, options) in enumerate(indexing.items()):
+                shutil.copytree(tmp / "ix", tmp / f"ix{run}-{n}")
+                times[name].append(seconds([search, "index", str(new_files), "--index", str(tmp / f"ix{run}-{n}"), *options]))
         passages = Index.open(tmp / "ix").stats()["passages"]
     base = statistics.median(times["python -c 'import torch'"])
     print(f"Cold start, {args.repeat} fresh processes each, index of {passages:,} passages, {os.cpu_count()} CPUs")

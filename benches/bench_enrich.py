@@ -3,7 +3,7 @@
 Reports seconds and passages/s, cold (models loaded inside the timed part, as a CLI run) and warm
 (models already loaded), and the ratio enriched / plain.
 
-    python benches/bench_enrich.py [--repeat 3] [--ner FOLDER] [--sentiment FOLDER] [--int8]
+    python benches/bench_enrich.py [--repeat 3] [--ner FOLDER] [--sentiment FOLDER]
 """
 
 from __future__ import annotations
@@ -43,13 +43,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--ner", default="", help="NER model folder (default: shipped)")
     parser.add_argument("--sentiment", default="", help="Sentiment model folder (default: shipped)")
-    parser.add_argument("--int8", action="store_true",
-                        help="Models in int8, as on CPUs without bfloat16 instructions (default: as this CPU runs them)")
     args = parser.parse_args()
-    if args.int8:
-        import search.enrich
-
-        search.enrich.native_bfloat16 = lambda: False
     enrich = f"ner{':' + args.ner if args.ner else ''},sentiment{':' + args.sentiment if args.sentiment else ''}"
 
     results: dict[str, list[float]] = {"plain, cold": [], "enriched, cold": [], "plain, warm": [], "enriched, warm": []}

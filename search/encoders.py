@@ -15,7 +15,7 @@ from typing import Callable, Protocol, Sequence
 
 import numpy as np
 
-from .exported import Session, check_backend, fast_tokenizer, open_session, padded
+from .exported import Session, check_backend, fast_tokenizer, inputs_of, open_session
 from .models import DEFAULT_MODEL, quiet_transformers, resolve_model
 from .precision import resolve_precision, to_precision
 
@@ -61,8 +61,7 @@ class _Base:
         self.device = device
         self.precision = resolve_precision(precision)
         self.backend = check_backend(backend)
-        # ONNX runs float32: a precision asked for by name that only torch has means torch.
-        self.torch_precision_asked = precision in ("bfloat16", "int8")
+        self.asked_precision = precision  # on ONNX Runtime: exported.onnx_precision
 
     @cached_property
     def tokenizer(self):
@@ -75,6 +74,18 @@ class _Base:
     def _plain_tokenizer(self):
         """tokenizer.json as a ``tokenizers.Tokenizer`` (None without one), before any settings."""
         return fast_tokenizer(self.path) if Path(self.path).is_dir() else None
+
+    @cached_property
+    def splitting_tokenizer(self):
+        """What splits documents into passages (``passages.split_passages``): the folder's
+        tokenizer.json through ``tokenizers`` alone, without truncation or padding (no transformers
+        import, which cost ``search index`` about 3 s), else the transformers tokenizer."""
+        tokenizer = fast_tokenizer(self.path) if Path(self.path).is_dir() else None
+        if tokenizer is None:
+            return self.tokenizer
+        tokenizer.no_truncation()
+        tokenizer.no_padding()
+        return tokenizer
 
     @cached_property
     def prompts(self) -> dict[str, str]:
@@ -166,7 +177,7 @@ class MeanPoolingEncoder(_Base):
             quiet_transformers()
             return AutoModel.from_pretrained(self.path)
 
-        return open_session(self.path, "encoder", self.backend, self.torch_precision_asked, float32_model,
+        return open_session(self.path, "encoder", self.backend, self.asked_precision, float32_model,
                             ["last_hidden_state"], name=f"encoder {self.model_name}")
 
     @cached_property
@@ -180,10 +191,7 @@ class MeanPoolingEncoder(_Base):
     def _hidden(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """The last hidden state of a batch of texts (float32) and its attention mask."""
         if self.session is not None:
-            encodings = self._fast_tokenizer.encode_batch(texts)
-            longest = max(len(e.ids) for e in encodings)
-            inputs = {name: padded([getattr(e, attr) for e in encodings], longest) for name, attr in
-                      (("input_ids", "ids"), ("attention_mask", "attention_mask"), ("token_type_ids", "type_ids"))}
+            inputs = inputs_of(self._fast_tokenizer.encode_batch(texts))
             return self.session.run(inputs)[0], inputs["attention_mask"]
         import torch
 

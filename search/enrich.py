@@ -15,16 +15,8 @@ from typing import Sequence
 
 from .classification import Label, TextClassifier
 from .language import readable_by
-from .precision import native_bfloat16
 from .russian_ner import LANGUAGES as RUSSIAN, RussianEntityTagger
 from .tagging import Entity, EntityTagger
-
-
-def index_time_precision() -> str:
-    """At index time the models run in bfloat16 on CPUs with bfloat16 instructions, else with int8
-    linear layers: that keeps enrichment within the time of indexing itself (docs/results.md; int8
-    costs NER 0.2 F1 on CoNLL test, bfloat16 nothing)."""
-    return "bfloat16" if native_bfloat16() else "int8"
 
 
 #: The languages of the shipped NER and sentiment models (NER reads Russian too, through natasha).
@@ -59,7 +51,7 @@ class EntityEnricher(_ModelLanguages):
 
     @cached_property
     def runner(self) -> EntityTagger:
-        return EntityTagger(self.model or None, precision=index_time_precision())
+        return EntityTagger(self.model or None)  # int8 on ONNX Runtime: docs/speed.md
 
     @cached_property
     def russian(self) -> RussianEntityTagger:
@@ -95,7 +87,7 @@ class LabelEnricher(_ModelLanguages):
     @cached_property
     def runner(self) -> TextClassifier:
         """Classifiers read the first 128 tokens of a passage at index time."""
-        return TextClassifier(self.model or None, max_length=128, precision=index_time_precision())
+        return TextClassifier(self.model or None, max_length=128)
 
     def run(self, texts: Sequence[str], starts: Sequence[int], languages: Sequence[str | None]) -> list[Label]:
         return self.runner.classify(list(texts))

@@ -327,7 +327,7 @@ def evaluate_qa(data, reader, modes=("reader",), limit: int | None = None, k: in
                                                            **ask_options)
                 scores = retrieval_qa_scores(examples, found, retrieved)
             rows.append({"mode": mode, **scores, "ms_per_question": 1000 * seconds / max(len(examples), 1),
-                         "dtype": "float32 (onnx)" if reader.session else reader.precision})
+                         "dtype": runs_as(reader)})
     return rows
 
 
@@ -360,15 +360,21 @@ def corpus_index(data, corpus, folder: Path, progress: bool):
 
 # --- enrichment ---------------------------------------------------------------------------------------
 
-def ner_scores(model, tokenizer, documents, max_length: int = 128, context: bool = True) -> dict[str, float]:
-    """Strict entity precision/recall/F1 of a token classifier on CoNLL ``documents``."""
+def ner_scores(tagger, documents, max_length: int = 128, context: bool = True) -> dict[str, float]:
+    """Strict entity precision/recall/F1 of an ``EntityTagger`` on CoNLL ``documents``."""
     from .tagging import tag_documents
 
     gold = [tags for d in documents for _, tags in d]
-    return score_entities(gold, tag_documents(model, tokenizer, documents, max_length, context))
+    return score_entities(gold, tag_documents(tagger, documents, max_length, context))
 
 
-def evaluate_ner(data, model=None, context: bool = True, precision: str = "auto") -> dict[str, float]:
+def runs_as(runner) -> str:
+    """What a model runs as: ``int8 (onnx)``, ``float32 (onnx)``, or its precision on torch."""
+    return f"{runner.session.precision} (onnx)" if runner.session is not None else runner.precision
+
+
+def evaluate_ner(data, model=None, context: bool = True, precision: str = "auto",
+                 backend: str = "auto") -> dict[str, float]:
     """Strict entity-level precision/recall/F1 of an NER model on a CoNLL file (BIO after conversion).
 
     With ``context`` the sentences are tagged in runs of their document, as passages are at index
@@ -377,13 +383,13 @@ def evaluate_ner(data, model=None, context: bool = True, precision: str = "auto"
     from .conll import read_conll_documents
     from .tagging import EntityTagger
 
-    tagger = EntityTagger(model, precision=precision)
+    tagger = EntityTagger(model, batch_size=32, precision=precision, backend=backend)
     documents = read_conll_documents(data)
     sentences = sum(len(d) for d in documents)
     started = time.perf_counter()
-    scores = ner_scores(tagger.model, tagger.tokenizer, documents, context=context)
+    scores = ner_scores(tagger, documents, context=context)
     return {**scores, "sentences": sentences, "ms_per_sentence": 1000 * (time.perf_counter() - started) / sentences,
-            "dtype": tagger.precision}
+            "dtype": runs_as(tagger)}
 
 
 def evaluate_entity_offsets(data, texts, model=None) -> dict[str, float]:
@@ -412,15 +418,15 @@ def classifier_accuracy(classifier, texts: list[str], gold: list[str]) -> float:
 
 def evaluate_classifier(data, model=None, label_names: list[str] | None = None,
                         text_column: str | None = None, label_column: str = "label",
-                        precision: str = "auto") -> dict[str, float]:
+                        precision: str = "auto", backend: str = "auto") -> dict[str, float]:
     """Accuracy of a classifier on a TSV/CSV file; ``label_names`` map the file's values (0, 1...) in order."""
     from .classification import TextClassifier
     from .labelled import label_mapping, read_labelled
 
-    classifier = TextClassifier(model, precision=precision)
+    classifier = TextClassifier(model, precision=precision, backend=backend)
     texts, values = read_labelled(data, text_column, label_column)
     names = label_mapping(values, label_names)
     started = time.perf_counter()
     score = classifier_accuracy(classifier, texts, [names[v] for v in values])
     return {"accuracy": score, "examples": len(texts),
-            "ms_per_example": 1000 * (time.perf_counter() - started) / max(len(texts), 1), "dtype": classifier.precision}
+            "ms_per_example": 1000 * (time.perf_counter() - started) / max(len(texts), 1), "dtype": runs_as(classifier)}

@@ -30,16 +30,24 @@ def sentence_starts(text: str) -> list[int]:
     return [0] + [m.end() for m in _SENTENCE_BREAK.finditer(text) if m.end() < len(text)]
 
 
+def token_offsets(tokenizer, text: str) -> list[tuple[int, int]]:
+    """The character offsets of the tokens of ``text``, without special tokens, by a
+    ``tokenizers.Tokenizer`` (without truncation) or a transformers tokenizer."""
+    if hasattr(tokenizer, "encode_batch"):  # tokenizers.Tokenizer: no transformers import
+        return tokenizer.encode(text, add_special_tokens=False).offsets
+    return tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)["offset_mapping"]
+
+
 def split_passages(text: str, tokenizer, max_tokens: int = 254, overlap: int = 32) -> list[Passage]:
-    """Split ``text`` into passages of at most ``max_tokens`` tokens of ``tokenizer``.
+    """Split ``text`` into passages of at most ``max_tokens`` tokens of ``tokenizer`` (see
+    ``token_offsets``).
 
     A passage ends at the last sentence start in its second half when there is one.
     """
     if max_tokens < 8:
         raise ValueError("max_tokens must be at least 8")
     overlap = max(0, min(overlap, max_tokens // 2))
-    encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
-    offsets = [(s, e) for s, e in encoded["offset_mapping"] if e > s]
+    offsets = [(s, e) for s, e in token_offsets(tokenizer, text) if e > s]
     n = len(offsets)
     if n == 0:
         return []

@@ -18,7 +18,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .exported import Session, check_backend, fast_tokenizer, open_session, padded
+from .exported import Windows, padded
 from .runner import ModelRunner
 
 #: The reader this project trains and ships (see its finetuned.json for data, recipe and metrics).
@@ -72,27 +72,6 @@ class Calibration:
         return 1 / (1 + math.exp(-(self.scale * margin + self.bias)))
 
 
-class Windows(dict):
-    """``tokenizers`` encodings of (question, passage) pairs, with their overflowing windows, in
-    the shape the transformers tokenizer gives them (what ``Reader.spans`` reads)."""
-
-    def __init__(self, encodings):
-        windows, samples = [], []
-        for sample, encoding in enumerate(encodings):
-            for window in [encoding, *encoding.overflowing]:
-                windows.append(window)
-                samples.append(sample)
-        super().__init__(
-            input_ids=[w.ids for w in windows], attention_mask=[w.attention_mask for w in windows],
-            token_type_ids=[w.type_ids for w in windows], offset_mapping=[w.offsets for w in windows],
-            overflow_to_sample_mapping=samples,
-        )
-        self.windows = windows
-
-    def sequence_ids(self, window: int) -> list[int | None]:
-        return self.windows[window].sequence_ids
-
-
 def length_batches(lengths: Sequence[int], size: int, waste: float = 0.1) -> list[list[int]]:
     """Indices of ``lengths`` in batches of at most ``size``, longest first, each closed before its
     padding would exceed ``waste`` of its tokens: on a CPU a padding token costs as much as a word
@@ -118,16 +97,15 @@ class Reader(ModelRunner):
     """
 
     auto_class = "AutoModelForQuestionAnswering"
+    outputs = ("start_logits", "end_logits")
     what = "reader"
     train_hint = "search train reader --data train-v1.1.json --output DIR"
 
     def __init__(self, model: str | None = None, max_length: int = 256, stride: int = 96, max_answer_tokens: int = 30,
                  top_n: int = 20, batch_size: int = 16, precision: str = "auto", backend: str = "auto"):
-        super().__init__(model, precision)
+        super().__init__(model, precision, backend)
         self.max_length, self.stride = max_length, stride
         self.max_answer_tokens, self.top_n, self.batch_size = max_answer_tokens, top_n, batch_size
-        self.backend = check_backend(backend)
-        self.torch_precision_asked = precision in ("bfloat16", "int8")  # ONNX runs float32
 
     @classmethod
     def default_model(cls) -> Path:
@@ -136,28 +114,12 @@ class Reader(ModelRunner):
     @classmethod
     def from_model(cls, model, tokenizer, **options):
         runner = super().from_model(model, tokenizer, **options)
-        runner.__dict__.update(calibration=None, session=None)  # a model in training: torch, no calibration yet
+        runner.__dict__.update(calibration=None)  # a model in training: no calibration yet
         return runner
 
     @cached_property
-    def session(self) -> Session | None:
-        """The ONNX Runtime session the reader runs on (exported at first use), or None for torch."""
-
-        def float32_model():
-            import transformers
-
-            from .finetuned import load_finetuned
-            from .models import quiet_transformers
-
-            quiet_transformers()
-            return load_finetuned(self.path, transformers.AutoModelForQuestionAnswering)
-
-        return open_session(self.path, "reader", self.backend, self.torch_precision_asked, float32_model,
-                            ["start_logits", "end_logits"], name="reader")
-
-    @cached_property
     def _fast_tokenizer(self):
-        tokenizer = fast_tokenizer(self.path)
+        tokenizer = self.fast_tokenizer
         tokenizer.enable_truncation(self.max_length, stride=self.stride, strategy="only_second")
         tokenizer.no_padding()
         return tokenizer

@@ -9,7 +9,8 @@ from typing import Callable, Sequence
 import numpy as np
 
 from .conll import Sentence, pack_sentences, split_words, unpack_tags
-from .runner import ModelRunner
+from .exported import Windows, padded
+from .runner import ModelRunner, softmax
 
 #: The NER model this project trains and ships (its finetuned.json has data, recipe and metrics).
 DEFAULT_NER = Path(__file__).resolve().parent / "ner_model"
@@ -45,41 +46,28 @@ def case_types(word_ids, offsets, word_text: Callable[[int], str]) -> list[int]:
     return [int(w is not None and word_text(w)[s : s + 1].isupper()) for w, (s, _) in zip(word_ids, offsets)]
 
 
-def predict_word_tags(model, tokenizer, sentences: list[list[str]], max_length: int = 128,
-                      batch_size: int = 32) -> list[list[str]]:
+def predict_word_tags(tagger: "EntityTagger", sentences: list[list[str]], max_length: int = 128) -> list[list[str]]:
     """BIO tags for pre-split words (each word takes its first word piece's label; cut words get O)."""
-    import torch
-
-    id2label = model.config.id2label
+    encoded, logits = tagger.window_logits(sentences, max_length, overflow=False)
     out = []
-    for chunk in batches(len(sentences), batch_size):
-        batch = tokenizer([sentences[i] for i in chunk], is_split_into_words=True, truncation=True,
-                          max_length=max_length, padding=True, return_tensors="pt", return_offsets_mapping=True)
-        word_ids = [batch.word_ids(row) for row in range(len(chunk))]
-        offsets = batch.pop("offset_mapping").tolist()
-        if getattr(model.config, "case_feature", False):
-            batch["token_type_ids"] = torch.tensor([case_types(word_ids[row], offsets[row], sentences[i].__getitem__)
-                                                    for row, i in enumerate(chunk)])
-        with torch.inference_mode():
-            logits = model(**batch).logits.float().numpy()
-        for row, i in enumerate(chunk):
-            tags, seen = ["O"] * len(sentences[i]), set()
-            for t, word in enumerate(word_ids[row]):
-                if word is not None and word not in seen:
-                    seen.add(word)
-                    tags[word] = id2label[int(logits[row, t].argmax())]
-            out.append(tags)
+    for row, words in enumerate(sentences):
+        tags, seen = ["O"] * len(words), set()
+        for t, word in enumerate(encoded.word_ids(row)):
+            if word is not None and word not in seen:
+                seen.add(word)
+                tags[word] = tagger.id2label[int(logits[row][t].argmax())]
+        out.append(tags)
     return out
 
 
-def tag_documents(model, tokenizer, documents: list[list[Sentence]], max_length: int = 128,
+def tag_documents(tagger: "EntityTagger", documents: list[list[Sentence]], max_length: int = 128,
                   context: bool = True) -> list[list[str]]:
     """Predicted BIO tags of every sentence of CoNLL ``documents``: in runs of consecutive sentences
     (``pack_sentences``), or one sentence at a time without ``context``."""
     if not context:
-        return predict_word_tags(model, tokenizer, [w for d in documents for w, _ in d], max_length)
-    packed = pack_sentences(tokenizer, documents, max_length)
-    return unpack_tags(documents, predict_word_tags(model, tokenizer, [w for w, _ in packed], max_length))
+        return predict_word_tags(tagger, [w for d in documents for w, _ in d], max_length)
+    packed = pack_sentences(tagger.tokenizer, documents, max_length)
+    return unpack_tags(documents, predict_word_tags(tagger, [w for w, _ in packed], max_length))
 
 
 class EntityTagger(ModelRunner):
@@ -90,8 +78,8 @@ class EntityTagger(ModelRunner):
     train_hint = "search train ner --data eng.train --dev eng.testa --output DIR"
 
     def __init__(self, model: str | Path | None = None, batch_size: int = 16, max_length: int = 256,
-                 precision: str = "auto"):
-        super().__init__(model, precision)
+                 precision: str = "auto", backend: str = "auto"):
+        super().__init__(model, precision, backend)
         self.batch_size, self.max_length = batch_size, max_length
 
     @classmethod
@@ -100,30 +88,57 @@ class EntityTagger(ModelRunner):
 
     def tag(self, texts: Sequence[str]) -> list[list[Entity]]:
         """Entities of each text. Texts longer than the window are tagged in consecutive windows."""
-        import torch
-
         words = [split_words(text) for text in texts]
         todo = [t for t, w in enumerate(words) if w]
-        encoded = self.tokenizer([[word for _, word in words[t]] for t in todo], is_split_into_words=True,
-                                 truncation=True, max_length=self.max_length, stride=0,
-                                 return_overflowing_tokens=True, return_offsets_mapping=True)
-        windows = [todo[i] for i in encoded["overflow_to_sample_mapping"]]  # window -> text
-        if getattr(self.model.config, "case_feature", False):
-            encoded["token_type_ids"] = [case_types(encoded.word_ids(w), offsets, lambda i: words[windows[w]][i][1])
-                                         for w, offsets in enumerate(encoded["offset_mapping"])]
-        probabilities = []
-        for chunk in batches(len(windows), self.batch_size):
-            batch = self.tokenizer.pad({k: [encoded[k][i] for i in chunk] for k in ("input_ids", "attention_mask", "token_type_ids")},
-                                       return_tensors="pt")
-            with torch.inference_mode():
-                probabilities += list(torch.softmax(self.model(**batch).logits.float(), -1).numpy())
+        encoded, logits = self.window_logits([[word for _, word in words[t]] for t in todo])
         result: list[list[Entity]] = [[] for _ in texts]
-        for w, (t, probs) in enumerate(zip(windows, probabilities)):
+        for w, sample in enumerate(encoded["overflow_to_sample_mapping"]):
+            t = todo[sample]
             word_ids = encoded.word_ids(w)
             offsets = [(words[t][i][0] + a, words[t][i][0] + b) if i is not None else (0, 0)
                        for i, (a, b) in zip(word_ids, encoded["offset_mapping"][w])]
-            result[t] += _entities(texts[t], word_ids, offsets, probs, self.model.config.id2label)
+            result[t] += _entities(texts[t], word_ids, offsets, softmax(logits[w]), self.id2label)
         return result
+
+    @property
+    def case_feature(self) -> bool:
+        """Whether the model reads capitals through its token types (``case_types``)."""
+        if self.session is not None:
+            return bool(self.config.get("case_feature"))
+        return bool(getattr(self.model.config, "case_feature", False))
+
+    def window_logits(self, word_lists: list[list[str]], max_length: int | None = None, overflow: bool = True):
+        """The windows of ``max_length`` tokens of each list of words (the rest in further windows
+        with ``overflow``, else cut), as the transformers tokenizer gives them (through ``tokenizers``
+        alone on ONNX Runtime), and the logits of each window."""
+        max_length = max_length or self.max_length
+        if self.session is None:
+            encoded = self.tokenizer(word_lists, is_split_into_words=True, truncation=True, max_length=max_length,
+                                     stride=0, return_overflowing_tokens=overflow, return_offsets_mapping=True)
+        else:
+            tokenizer = self.fast_tokenizer
+            tokenizer.enable_truncation(max_length, stride=0)
+            tokenizer.no_padding()
+            encoded = Windows(tokenizer.encode_batch(word_lists, is_pretokenized=True), overflow)
+        samples = encoded.get("overflow_to_sample_mapping") or list(range(len(word_lists)))
+        encoded["overflow_to_sample_mapping"] = samples
+        if self.case_feature:
+            encoded["token_type_ids"] = [case_types(encoded.word_ids(w), offsets, word_lists[samples[w]].__getitem__)
+                                         for w, offsets in enumerate(encoded["offset_mapping"])]
+        logits = []
+        for chunk in batches(len(samples), self.batch_size):
+            longest = max(len(encoded["input_ids"][i]) for i in chunk)
+            inputs = {k: padded([encoded[k][i] for i in chunk], longest) for k in ("input_ids", "attention_mask", "token_type_ids")}
+            logits += [row[: len(encoded["input_ids"][i])] for row, i in zip(self._logits(inputs), chunk)]
+        return encoded, logits
+
+    def _logits(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        if self.session is not None:
+            return self.session.run(inputs)[0]
+        import torch
+
+        with torch.inference_mode():
+            return self.model(**{k: torch.from_numpy(v) for k, v in inputs.items()}).logits.float().numpy()
 
 
 def _entities(text: str, word_ids, offsets, probs: np.ndarray, id2label) -> list[Entity]:

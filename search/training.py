@@ -345,6 +345,7 @@ def train_ner(data: str | Path, output: str | Path, recipe: Recipe | None = None
 
     from .conll import pack_sentences, read_conll_documents
     from .evaluation import ner_scores
+    from .tagging import EntityTagger
 
     recipe = recipe or RECIPES["ner"]
     documents = read_conll_documents(data)
@@ -358,7 +359,7 @@ def train_ner(data: str | Path, output: str | Path, recipe: Recipe | None = None
     dev_documents = read_conll_documents(dev) if dev else []
 
     def evaluate(m):
-        scores = ner_scores(m, tokenizer, dev_documents, recipe.max_length)
+        scores = ner_scores(EntityTagger.from_model(m, tokenizer, batch_size=32), dev_documents, recipe.max_length)
         return {"f1": scores["f1"], "precision": scores["precision"], "recall": scores["recall"]}
 
     return fit(model, tokenizer, features, lambda f, ix: pad_batch(f, ix, "labels"),

@@ -38,7 +38,7 @@ from .ingest import BadRow, Document, RowOptions, file_hash, find_files, first_l
 from .language import detect_languages
 from .lexical import TANTIVY_FROM, LexicalIndex
 from .markup import PATH_SEPARATOR
-from .passages import Passage, split_passages
+from .passages import Passage, split_passages, token_offsets
 from .progress import progress_bar
 from .store import StoredPassage, as_stored, chunks, marks, vector_blob
 from .vectors import VectorIndex, plan
@@ -451,12 +451,12 @@ class IndexWriter:
         spans two pages or leaves its section. The window leaves room for the context each passage
         is encoded with (``encoding_text``)."""
         overlap = int(self.index.meta.get("overlap", 32))
-        tokenizer = self.index.encoder.tokenizer
+        tokenizer = self.index.encoder.splitting_tokenizer
         out = []
         for part in document_parts(doc):
             section = part.section if doc.sections else None
             context = context_of(doc.title, section)
-            room = len(tokenizer(context, add_special_tokens=False)["input_ids"]) + 1 if context else 0
+            room = len(token_offsets(tokenizer, context)) + 1 if context else 0
             window = max(self.index.max_tokens - 2 - min(room, MAX_CONTEXT_TOKENS), 16)
             for p in split_passages(doc.text[part.start : part.end], tokenizer, window, overlap):
                 out.append(Passage(p.text, p.start + part.start, p.end + part.start, part.page, section, part.code))

@@ -242,7 +242,7 @@ def test_train_and_eval_ner_and_sentiment(run, tmp_path, tiny_model):
     assert scores["entities"] == 4 and 0 <= scores["f1"] <= 100
     int8 = json.loads(run("eval", "ner", "--data", conll, "--model", tmp_path / "ner" / "best", "--precision", "int8",
                           "--json").output)
-    assert int8["entities"] == 4 and 0 <= int8["f1"] <= 100 and int8["dtype"] == "int8"
+    assert int8["entities"] == 4 and 0 <= int8["f1"] <= 100 and int8["dtype"] == "int8 (onnx)"
     tsv = tmp_path / "x.tsv"
     tsv.write_text("sentence\tlabel\nthe cat sat\t1\nthe dog ran\t0\n")
     run("train", "sentiment", "--data", tsv, "--output", tmp_path / "s", "--base-model", tiny_model, "--epochs", "1")

@@ -105,16 +105,21 @@ def test_the_onnx_encoder_gives_torchs_vectors_on_padded_batches(tiny_model, kin
     """Mixed lengths in one batch: an export that traced the example's mask shape fails here."""
     texts = TEXTS + ["x", "two words", "short " * 30]
     exact = load_encoder(tiny_model, kind, precision="float32", backend="torch").encode(texts, batch_size=6)
-    onnx = load_encoder(tiny_model, kind, backend="onnx")
-    assert onnx.session is not None
+    onnx = load_encoder(tiny_model, kind, precision="float32", backend="onnx")
+    assert onnx.session.precision == "float32"
     cosines = np.sum(exact * onnx.encode(texts, batch_size=6), axis=1)
     assert cosines.min() >= 0.9999
+    int8 = load_encoder(tiny_model, kind, backend="onnx")  # auto: int8 weights, made from the float32 file
+    assert int8.session.precision == "int8" and int8.session.path != onnx.session.path
+    vectors = int8.encode(texts, batch_size=6)
+    assert np.sum(exact * vectors, axis=1).min() >= 0.99 and not np.allclose(vectors, exact, atol=1e-6)
 
 
 def test_a_precision_only_torch_has_means_torch(tiny_model):
     assert load_encoder(tiny_model, precision="bfloat16").session is None
     assert load_encoder(tiny_model, backend="torch").session is None
-    assert load_encoder(tiny_model, precision="float32").session is not None  # auto
+    assert load_encoder(tiny_model, precision="float32").session.precision == "float32"  # auto
+    assert load_encoder(tiny_model).session.precision == "int8"
 
 
 def test_encoding_reports_each_batch_and_batches_do_not_change_the_vectors(tiny_model):

@@ -105,12 +105,12 @@ def test_case_types_mark_pieces_that_start_with_a_capital():
 def test_a_tagger_trained_with_the_case_feature_sees_capitals(tiny_ner, tmp_path):
     from transformers import AutoModelForTokenClassification
 
-    plain = EntityTagger(tiny_ner)
+    plain = EntityTagger(tiny_ner, backend="torch")
     model = AutoModelForTokenClassification.from_pretrained(tiny_ner)
     model.config.case_feature = True
     model.save_pretrained(tmp_path / "cased")
     plain.tokenizer.save_pretrained(tmp_path / "cased")
-    cased = EntityTagger(tmp_path / "cased")
+    cased = EntityTagger(tmp_path / "cased", backend="torch")
     calls = []
     forward = cased.model.forward
     cased.model.forward = lambda **inputs: calls.append(inputs["token_type_ids"].tolist()) or forward(**inputs)
@@ -118,6 +118,31 @@ def test_a_tagger_trained_with_the_case_feature_sees_capitals(tiny_ner, tmp_path
     plain.model.forward = cased.model.forward
     plain.tag(["Google and python"])
     assert calls == [[[0, 1, 0, 0, 0]], [[0, 0, 0, 0, 0]]]  # [CLS] google and python [SEP]; without the flag, none
+    on_onnx = EntityTagger(tmp_path / "cased", precision="float32", backend="onnx")
+    texts = ["Google and python", "Ann met Bob in Paris. " * 30]  # the second overflows the window
+    on_torch = EntityTagger(tmp_path / "cased", precision="float32", backend="torch", max_length=32)
+    on_onnx.max_length = 32
+    assert on_onnx.case_feature and on_onnx.session is not None
+    torch_windows, torch_logits = on_torch.window_logits([t.split() for t in texts])
+    onnx_windows, onnx_logits = on_onnx.window_logits([t.split() for t in texts])
+    mapping = onnx_windows["overflow_to_sample_mapping"]
+    assert mapping == torch_windows["overflow_to_sample_mapping"] and mapping.count(1) > 2
+    assert onnx_windows["token_type_ids"] == torch_windows["token_type_ids"]
+    for want, got in zip(torch_logits, onnx_logits):
+        np.testing.assert_allclose(got, want, atol=1e-4)
+    entities = lambda tagger: [[(e.text, e.label, e.start, e.end, round(e.score, 4)) for e in found]  # noqa: E731
+                               for found in tagger.tag(texts)]
+    assert entities(on_onnx) == entities(on_torch)
+
+
+def test_the_onnx_classifier_gives_torchs_labels(tiny_sentiment):
+    texts = ["A fine film.", "Dull, long and badly acted, from the first minute to the last " * 3, "ok"]
+    on_torch = TextClassifier(tiny_sentiment, max_length=40, precision="float32", backend="torch").classify(texts)
+    on_onnx = TextClassifier(tiny_sentiment, max_length=40, backend="onnx")  # the second is cut at 40 tokens
+    assert on_onnx.session.precision == "int8"  # the default on ONNX Runtime
+    got = on_onnx.classify(texts)
+    assert [g.label for g in got] == [t.label for t in on_torch]
+    assert max(abs(g.score - t.score) for g, t in zip(got, on_torch)) < 0.02
 
 
 def test_training_recipes_run_on_tiny_files(tmp_path, tiny_model):

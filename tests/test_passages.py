@@ -56,3 +56,16 @@ def test_empty_text_has_no_passages(tiny_model):
     from transformers import AutoTokenizer
 
     assert split_passages("   \n ", AutoTokenizer.from_pretrained(tiny_model)) == []
+
+
+def test_the_encoders_tokenizers_splitter_cuts_where_transformers_does(tiny_model):
+    """Indexing splits with tokenizer.json alone (no transformers import): the same passages."""
+    from transformers import AutoTokenizer
+
+    from search import load_encoder
+
+    splitter = load_encoder(tiny_model).splitting_tokenizer
+    assert not hasattr(splitter, "pad")  # a tokenizers.Tokenizer, not a transformers tokenizer
+    text = " ".join(f"Sentence {i} says naïve things about the café, on and on." for i in range(60))
+    expected = split_passages(text, AutoTokenizer.from_pretrained(tiny_model), max_tokens=48, overlap=10)
+    assert len(expected) > 5 and split_passages(text, splitter, max_tokens=48, overlap=10) == expected

@@ -132,7 +132,7 @@ def test_logits_of_length_batches_equal_those_of_one_padded_batch(tiny_qa):
 def test_the_onnx_reader_reads_the_windows_and_logits_of_torch(tiny_qa):
     """tokenizers alone gives the transformers tokenizer's windows; the exported model, torch's logits."""
     on_torch = Reader(tiny_qa, precision="float32", backend="torch", max_length=64, stride=16)
-    on_onnx = Reader(tiny_qa, backend="onnx", max_length=64, stride=16)
+    on_onnx = Reader(tiny_qa, precision="float32", backend="onnx", max_length=64, stride=16)
     question = "what about cats?"
     passages = ["A short one.", "cats and dogs " * 40, "Mid length text here, with a comma."]
     want, got = on_torch._windows(question, passages), on_onnx._windows(question, passages)
@@ -148,6 +148,17 @@ def test_the_onnx_reader_reads_the_windows_and_logits_of_torch(tiny_qa):
     np.testing.assert_allclose(end_o, end_t[:, : end_o.shape[1]], atol=1e-4)
     spans = lambda reader: [(a.passage, a.start, a.end, round(a.score, 4)) for a in reader.read(question, passages, threshold=None)]  # noqa: E731
     assert spans(on_onnx) == spans(on_torch)
+
+
+def test_the_int8_reader_is_the_default_on_onnx_and_close_to_float32(tiny_qa):
+    exact = Reader(tiny_qa, precision="float32", backend="onnx", max_length=64, stride=16)
+    int8 = Reader(tiny_qa, backend="onnx", max_length=64, stride=16)
+    assert (exact.session.precision, int8.session.precision) == ("float32", "int8")
+    windows = exact._windows("what about cats?", ["cats and dogs " * 40, "A short one."])
+    (start_f, _), (start_q, _) = exact._logits(windows), int8._logits(windows)
+    real = start_f > -1e4
+    assert 0 < np.abs(start_q - start_f)[real].max() < 0.1 * np.abs(start_f[real]).max()
+    assert np.corrcoef(start_q[real], start_f[real])[0, 1] > 0.99
 
 
 def test_sentence_around():

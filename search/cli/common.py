@@ -125,14 +125,15 @@ def reader_option(func):
 
 backend_option = click.option(
     "--backend", type=click.Choice(BACKENDS), default="auto", show_default=True,
-    help="What runs the models on the query path: onnx (ONNX Runtime: starts in a fraction of a second;"
-         " the models are exported at first use) or torch; auto is ONNX unless --precision names a precision"
-         " only torch has.")
+    help="What runs the encoder and the reader: onnx (ONNX Runtime: starts in a fraction of a second; the"
+         " models are exported at first use) or torch; auto runs queries and answers on ONNX, and long work"
+         " (indexing, a server) on torch where it runs bfloat16 (CPUs with bfloat16 instructions), else on ONNX.")
 
 precision_option = click.option(
     "--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True,
-    help="How the model's weights run: auto is bfloat16 on CPUs with bfloat16 instructions (AVX512-BF16, AMX),"
-         " else float32; int8 linear layers are faster than float32, slightly less accurate.")
+    help="How the model's weights run: auto is int8 on ONNX Runtime (about twice as fast as float32 and as"
+         " accurate, on any x86 CPU) and, on torch, bfloat16 on CPUs with bfloat16 instructions (AVX512-BF16,"
+         " AMX), else float32.")
 
 
 def filter_options(func):

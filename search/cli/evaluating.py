@@ -119,9 +119,10 @@ def eval_qa(data, modes, corpus, limit, start, k, cache, reader_model, threshold
 @click.option("--context/--no-context", default=True, show_default=True,
               help="Tag sentences in runs of their document (as passages at index time), or one at a time.")
 @precision_option
+@backend_option
 @json_option
 @handle_errors
-def eval_ner(data, texts, model, context, precision, as_json):
+def eval_ner(data, texts, model, context, precision, backend, as_json):
     """Entity-level precision, recall and F1 (strict: exact span and type) on a CoNLL file, or on
     passages labelled by offsets, tagged as at index time (Russian through natasha)."""
     from ..evaluation import evaluate_entity_offsets, evaluate_ner
@@ -131,7 +132,7 @@ def eval_ner(data, texts, model, context, precision, as_json):
             raise click.UsageError("A JSON --data names passages of another file: give it with --texts.")
         scores = evaluate_entity_offsets(data, texts, model)
     else:
-        scores = evaluate_ner(data, model, context, precision=precision)
+        scores = evaluate_ner(data, model, context, precision=precision, backend=backend)
     if as_json:
         echo_json(scores)
     else:
@@ -147,13 +148,15 @@ def eval_ner(data, texts, model, context, precision, as_json):
 @click.option("--labels", default="negative,positive", show_default=True,
               help="Names of the file's label values, in order.")
 @precision_option
+@backend_option
 @json_option
 @handle_errors
-def eval_sentiment(data, model, labels, precision, as_json):
+def eval_sentiment(data, model, labels, precision, backend, as_json):
     """Accuracy of the sentiment model (or any classifier) on a labelled file."""
     from ..evaluation import evaluate_classifier
 
-    scores = evaluate_classifier(data, model, labels.split(",") if labels else None, precision=precision)
+    scores = evaluate_classifier(data, model, labels.split(",") if labels else None, precision=precision,
+                                 backend=backend)
     if as_json:
         echo_json(scores)
     else:

@@ -12,12 +12,14 @@ from ..models import DEFAULT_MODEL
 from .common import (
     ANN_CHOICES,
     ENCODER_KINDS,
+    backend_option,
     cli,
     display_path,
     echo_json,
     handle_errors,
     index_option,
     json_option,
+    precision_option,
     show_progress,
     wait_option,
     waiting_writer,
@@ -46,11 +48,13 @@ from .common import (
               " joined with `ray start`, else a local Ray. Needs `pip install 'search[ray]'`.")
 @click.option("--ray-workers", type=click.IntRange(1), help="Encoder workers on Ray (default: one per CPU of the cluster).")
 @click.option("--verbose", "-v", is_flag=True, help="List the files ignored for their type.")
+@precision_option
+@backend_option
 @wait_option
 @json_option
 @handle_errors
 def index(paths, index_path, model, encoder, include, exclude, text_field, id_field, title_field,
-          max_tokens, ann, prune, repair, enrich, ray_address, ray_workers, verbose, wait, as_json):
+          max_tokens, ann, prune, repair, enrich, ray_address, ray_workers, verbose, precision, backend, wait, as_json):
     """Index files and folders (default: the bundled demo corpus).
 
     Unchanged files are skipped; changed files are re-indexed. Supported: .txt .md .rst .html .pdf
@@ -72,7 +76,8 @@ def index(paths, index_path, model, encoder, include, exclude, text_field, id_fi
     if demo:
         paths = (demo_corpus(),)
     options = {"max_tokens": max_tokens} if max_tokens else {}
-    with Index.open_or_create(index_path, model=model, encoder=encoder, ann=ann, **options) as idx:
+    with Index.open_or_create(index_path, model=model, encoder=encoder, ann=ann, precision=precision, backend=backend,
+                              **options) as idx:
         waiting_writer(idx, wait)
         if ann:
             idx.set_ann(ann)
