@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Sequence
 
 from .classification import Label, TextClassifier
+from .entity_keys import entity_key
 from .language import readable_by
 from .russian_ner import LANGUAGES as RUSSIAN, RussianEntityTagger
 from .tagging import Entity, EntityTagger
@@ -70,9 +71,9 @@ class EntityEnricher(_ModelLanguages):
     def save(self, conn: sqlite3.Connection, passage_ids: Sequence[int], document_ids: Sequence[int],
              results: list[list[Entity]]) -> None:
         conn.executemany(
-            "INSERT INTO entities (passage_id, document_id, text, label, start_char, end_char, score)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [(pid, did, e.text, e.label, e.start, e.end, e.score)
+            "INSERT INTO entities (passage_id, document_id, text, label, start_char, end_char, score, key)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [(pid, did, e.text, e.label, e.start, e.end, e.score, entity_key(e.text))
              for pid, did, found in zip(passage_ids, document_ids, results) for e in found],
         )
 

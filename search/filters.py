@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar, Iterable, Protocol
 
+from .entity_keys import entity_key
+
 DOCUMENT_COLUMNS = ("path", "title", "source")
 
 
@@ -48,7 +50,8 @@ class Filter:
 
 @dataclass
 class EntityFilter:
-    """Passages that mention an entity: ``label`` (PER, ORG...) and/or its ``text`` (any case)."""
+    """Passages that mention an entity: ``label`` (PER, ORG...) and/or its ``text`` (any case; any
+    form of a Russian name: see ``entity_keys``)."""
 
     label: str | None = None
     text: str | None = None
@@ -61,10 +64,10 @@ class EntityFilter:
         return cls(label.strip().upper(), value.strip()) if sep else cls(None, text.strip())
 
     def sql(self) -> tuple[str, list]:
-        conditions = [c for c, v in (("label = ?", self.label), ("text = ? COLLATE NOCASE", self.text)) if v]
+        conditions = [c for c, v in (("label = ?", self.label), ("key = ?", self.text)) if v]
         if not conditions:
             raise ValueError("An entity filter needs a label or a text")
-        values = [v for v in (self.label, self.text) if v]
+        values = [v for v in (self.label, self.text and entity_key(self.text)) if v]
         return f"p.id IN (SELECT passage_id FROM entities WHERE {' AND '.join(conditions)})", values
 
 

@@ -23,6 +23,7 @@ from typing import Iterable, NamedTuple
 import numpy as np
 import sqlite_utils
 
+from .entity_keys import entity_key
 from .errors import IndexCorrupt, SearchError
 from .filters import Condition, where_clause
 from .terms import fts_query
@@ -31,6 +32,9 @@ SCHEMA_VERSION = 1
 #: Pages of 16 KiB rather than SQLite's 4: a passage row with its vector (about 1.7 KB) left most
 #: of a 4 KiB page unused (docs/scale.md).
 PAGE_SIZE = 16384
+#: The form an entity of ``entities e`` is most often written in, among all forms of its key and label.
+MOST_FREQUENT_FORM = ("(SELECT text FROM entities f WHERE f.key = e.key AND f.label = e.label"
+                      " GROUP BY text ORDER BY count(*) DESC, text LIMIT 1)")
 #: Bytes the write-ahead log keeps after a checkpoint (a large transaction would leave it large).
 WAL_LIMIT = 64 * 2**20
 #: How long a writer waits for another process's write transaction before giving up.
@@ -116,6 +120,7 @@ class Store:
             self._ensure_generations()
             self._ensure_complete_column()
             self._ensure_language_column()
+            self._ensure_entity_keys()
             return
         with self.conn:
             self.db["meta"].create({"key": str, "value": str}, pk="key")
@@ -168,6 +173,15 @@ class Store:
             with self.conn:
                 self.conn.execute("ALTER TABLE passages ADD COLUMN language TEXT")
 
+    def _ensure_entity_keys(self) -> None:
+        """Indexes made before entities had keys (``entity_keys``) get them, from the entities' texts."""
+        if "key" not in self.db["entities"].columns_dict:
+            self.conn.create_function("entity_key", 1, entity_key, deterministic=True)
+            with self.conn:
+                self.conn.execute("ALTER TABLE entities ADD COLUMN key TEXT")
+                self.conn.execute("UPDATE entities SET key = entity_key(text)")
+                self.db["entities"].create_index(["key", "label"])
+
     def _ensure_enrichment_tables(self) -> None:
         """Entities, per-passage labels (sentiment, classifiers) and which passages each task has seen."""
         if "entities" in self.db.table_names():
@@ -175,10 +189,11 @@ class Store:
         with self.conn:
             self.db["entities"].create(
                 {"id": int, "passage_id": int, "document_id": int, "text": str, "label": str,
-                 "start_char": int, "end_char": int, "score": float},
+                 "start_char": int, "end_char": int, "score": float, "key": str},
                 pk="id", foreign_keys=[("passage_id", "passages", "id"), ("document_id", "documents", "id")],
             )
             self.db["entities"].create_index(["label", "text"])
+            self.db["entities"].create_index(["key", "label"])
             self.db["entities"].create_index(["passage_id"])
             self.db["labels"].create(
                 {"passage_id": int, "document_id": int, "task": str, "label": str, "score": float},
@@ -306,11 +321,12 @@ class Store:
             " (SELECT passage_id FROM enriched WHERE task = ?) ORDER BY id", (task,))]
 
     def entity_counts(self, label: str | None = None, top: int = 20) -> list[dict]:
-        """The most frequent entities: text, label, mentions and documents."""
+        """The most frequent entities (all forms of one ``entity_key`` together, shown in their
+        most frequent form): text, label, mentions and documents."""
         where, params = ("WHERE label = ?", [label]) if label else ("", [])
         return list(self.db.query(
-            "SELECT min(text) AS text, label, count(*) AS mentions, count(DISTINCT document_id) AS documents"
-            f" FROM entities {where} GROUP BY lower(text), label ORDER BY mentions DESC, text LIMIT ?",
+            f"SELECT {MOST_FREQUENT_FORM} AS text, label, count(*) AS mentions, count(DISTINCT document_id) AS documents"
+            f" FROM entities e {where} GROUP BY key, label ORDER BY mentions DESC, text LIMIT ?",
             params + [top],
         ))
 
@@ -386,8 +402,8 @@ class Store:
         entities: dict[str, list[dict]] = {}
         for (label,) in self.conn.execute("SELECT DISTINCT label FROM entities ORDER BY label").fetchall():
             entities[label] = [{"value": text, "count": n} for text, n in self.conn.execute(
-                "SELECT min(text), count(DISTINCT passage_id) AS n FROM entities WHERE label = ?"
-                " GROUP BY lower(text) ORDER BY n DESC, min(text) LIMIT ?", (label, top))]
+                f"SELECT {MOST_FREQUENT_FORM} AS text, count(DISTINCT passage_id) AS n FROM entities e WHERE label = ?"
+                " GROUP BY key ORDER BY n DESC, text LIMIT ?", (label, top))]
         languages = [{"value": v, "count": n} for v, n in self.conn.execute(
             "SELECT language, count(*) FROM passages WHERE coalesce(language, '') != ''"
             " GROUP BY language ORDER BY count(*) DESC")]

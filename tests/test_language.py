@@ -7,6 +7,7 @@ import pytest
 
 from search import Index
 from search.enrich import EntityEnricher
+from search.filters import EntityFilter
 from search.language import SAMPLE_CHARS, _classify, _identifier, detect_language, detect_languages
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -108,3 +109,38 @@ def test_hits_carry_their_language_and_filter_on_it(tmp_path, tiny_model):
         assert {h.path: h.language for h in index.search("mountain", k=5, mode="dense")} == {"ru": "ru", "en": "en"}
         assert [h.path for h in index.search("mountain", k=5, mode="dense", filters=["language=ru"])] == ["ru"]
         assert [h.path for h in index.search("mountain", k=5, mode="dense", filters={"language": "EN"})] == ["en"]
+
+
+@pytest.mark.parametrize("written, as_filtered", [
+    ("в Москве", "в Москва"), ("Путина", "путин"), ("Владимиром Путиным", "Владимир Путин"),
+    ("Российской Федерации", "Российская Федерация"), ("Юрия Долгорукого", "ЮРИЙ ДОЛГОРУКИЙ"),
+    ("Соединённых Штатах", "Соединенные Штаты"), ("Google", "GOOGLE"), ("Straße", "STRASSE"),
+])
+def test_every_form_of_a_name_has_one_entity_key(written, as_filtered):
+    from search.entity_keys import entity_key
+
+    assert entity_key(written) == entity_key(as_filtered)
+
+
+def test_entity_filters_find_every_case_of_a_russian_name_in_any_letter_case(tmp_path, tiny_model):
+    texts = {"moscow": "Юрий Долгорукий основал Москву в 1147 году.",
+             "visit": "Владимир Путин выступил в Москве.", "kazan": "Казань — столица Татарстана."}
+    with Index.create(tmp_path / "ix", model=tiny_model) as index:
+        index.add_texts(list(texts.values()), ids=list(texts))
+        index.enrich("ner")
+        found = lambda text: sorted(h.path for h in index.search("город", k=5, mode="dense", filters=[EntityFilter(None, text)]))
+        assert found("москва") == found("Москве") == ["moscow", "visit"]
+        assert found("ВЛАДИМИРА ПУТИНА") == ["visit"] and found("казань") == ["kazan"]
+        moscow = [(e["text"], e["mentions"]) for e in index.entities(label="LOC") if e["text"].startswith("Москв")]
+        assert moscow == [("Москве", 2)]  # one entity; of its forms, each written once, the first in order
+
+
+def test_indexes_from_before_entity_keys_get_them(tmp_path, tiny_model):
+    with Index.create(tmp_path / "ix", model=tiny_model) as index:
+        index.add_texts(["Владимир Путин выступил в Москве."], ids=["visit"])
+        index.enrich("ner")
+        with index.store.conn:  # as an index made before entities had keys holds them
+            index.store.conn.execute("DROP INDEX idx_entities_key_label")
+            index.store.conn.execute("ALTER TABLE entities DROP COLUMN key")
+    with Index.open(tmp_path / "ix") as index:
+        assert [h.path for h in index.search("x", k=5, mode="dense", filters=[EntityFilter("LOC", "москва")])] == ["visit"]

@@ -61,7 +61,7 @@ def entities(index_path, label, top, as_json):
     if not rows:
         click.echo("No entities. Index with --enrich ner (or run `search enrich --enrich ner`).")
     for r in rows:
-        click.echo(f"{r['mentions']:>6}  {r['label']:<5} {r['text']}  ({r['documents']} documents)")
+        click.echo(f"{r['mentions']:>6}  {r['label']:<5} {r['text']}  ({r['documents']} document{'' if r['documents'] == 1 else 's'})")
 
 
 def model_option(func):
