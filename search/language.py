@@ -120,6 +120,15 @@ def _classify_at_once(texts: list[str]) -> list[tuple[str, float]]:
     return result
 
 
+#: Names of the languages the shipped models read, for messages.
+NAMES = {"en": "English", "ru": "Russian"}
+
+
+def named(codes) -> str:
+    """``{"en", "ru"}`` as "English and Russian" (codes without a name quoted)."""
+    return " and ".join(NAMES.get(c, repr(c)) for c in sorted(codes))
+
+
 def readable_by(languages: frozenset[str] | None, language: str | None) -> bool:
     """Whether a model of ``languages`` (None: any) should read a text in ``language`` ("" or None:
     unknown, read)."""

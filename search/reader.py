@@ -23,6 +23,8 @@ from .runner import ModelRunner
 
 #: The reader this project trains and ships (see its finetuned.json for data, recipe and metrics).
 DEFAULT_READER = Path(__file__).resolve().parent / "reader_model"
+#: The languages the shipped reader reads: it was trained on SQuAD, in English.
+SHIPPED_LANGUAGES = frozenset({"en"})
 
 
 @dataclass
@@ -110,6 +112,24 @@ class Reader(ModelRunner):
     @classmethod
     def default_model(cls) -> Path:
         return DEFAULT_READER
+
+    @property
+    def languages(self) -> frozenset[str] | None:
+        """The languages it reads (None: any, for a model of the user's)."""
+        return SHIPPED_LANGUAGES if self.model_name == str(DEFAULT_READER) else None
+
+    def unread_language(self, question: str, hits: Sequence = ()) -> str | None:
+        """Why this reader can give no answer, as a sentence: ``question`` is in a language it does
+        not read, or every one of ``hits`` is; else None."""
+        from .language import detect_language, named, readable_by
+
+        reads = f"the shipped reader reads {named(self.languages or ())} only (--reader takes one of your own)"
+        language = detect_language(question)
+        if not readable_by(self.languages, language):
+            return f"The question looks like {named([language])}; {reads}."
+        if hits and not any(readable_by(self.languages, h.language) for h in hits):
+            return f"The passages found are in {named({h.language for h in hits})}; {reads}."
+        return None
 
     @classmethod
     def from_model(cls, model, tokenizer, **options):
@@ -426,6 +446,11 @@ def answers_from_hits(reader: Reader, question: str, hits: list, answers: int = 
     from .markup import PATH_SEPARATOR
     from .metrics import normalize_answer
 
+    from .language import detect_language, readable_by
+
+    if not readable_by(reader.languages, detect_language(question)):
+        return []
+    hits = [h for h in hits if readable_by(reader.languages, h.language)]  # an English reader reads no Russian
     weight = RETRIEVAL_WEIGHT if retrieval_weight is None else retrieval_weight
     merged: dict[str, FoundAnswer] = {}
     # a section's passages start with its headings (not with the title: a text file's is its first line)

@@ -144,3 +144,37 @@ def test_indexes_from_before_entity_keys_get_them(tmp_path, tiny_model):
             index.store.conn.execute("ALTER TABLE entities DROP COLUMN key")
     with Index.open(tmp_path / "ix") as index:
         assert [h.path for h in index.search("x", k=5, mode="dense", filters=[EntityFilter("LOC", "москва")])] == ["visit"]
+
+
+def test_the_shipped_reader_reads_english_passages_only(tmp_path, tiny_model):
+    from search.reader import Reader, answers_from_hits
+
+    class Recording(Reader):  # the shipped reader's languages, without running it
+        def read(self, question, passages, **options):
+            read.extend(passages)
+            return []
+
+    read = []
+    english, russian = "Everest was first climbed in 1953 by Hillary.", "Москву основал Юрий Долгорукий в 1147 году."
+    with Index.create(tmp_path / "ix", model=tiny_model) as index:
+        index.add_texts([english, russian], ids=["en", "ru"])
+        hits = index.search("climbed", k=2, mode="dense")
+    reader = Recording()
+    assert reader.languages == frozenset({"en"}) and Reader(str(tmp_path)).languages is None
+    answers_from_hits(reader, "Who first climbed Everest, and in which year?", hits)
+    assert read == [english]
+    assert reader.unread_language("Who first climbed Everest, and in which year?", hits) is None
+    assert "passages found are in Russian" in reader.unread_language("Who first climbed Everest?", [h for h in hits if h.path == "ru"])
+    read.clear()
+    assert answers_from_hits(reader, "Кто основал Москву?", hits) == [] and read == []
+    assert "question looks like Russian; the shipped reader reads English only" in reader.unread_language("Кто основал Москву?")
+
+
+def test_ask_says_when_the_reader_does_not_read_the_question(run, tmp_path, tiny_model):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "ru.txt").write_text("Москву основал Юрий Долгорукий в 1147 году.")
+    run("index", docs, "--model", tiny_model)
+    result = run("ask", "Кто основал Москву?")
+    assert "The question looks like Russian; the shipped reader reads English only" in result.output
+    assert "The passages that come closest" in result.output

@@ -113,11 +113,10 @@ def _language_read(text: str, model: str | None, what: str, also: frozenset[str]
     """The language of ``text``; an error when no shipped model reads it (``also``: other languages
     a default model reads) rather than tagging it with an English model."""
     from ..enrich import SHIPPED_LANGUAGES
-    from ..language import detect_language
+    from ..language import detect_language, named
 
     language = detect_language(text)
     if not model and language and language not in SHIPPED_LANGUAGES | also:
-        readable = " and ".join(sorted({"en": "English", "ru": "Russian"}.get(x, x) for x in SHIPPED_LANGUAGES | also))
-        raise SearchError(f"This text looks like {language!r}; the shipped {what} model reads {readable} only"
-                          " (--model takes a model of your own).")
+        raise SearchError(f"This text looks like {language!r}; the shipped {what} model reads"
+                          f" {named(SHIPPED_LANGUAGES | also)} only (--model takes a model of your own).")
     return language

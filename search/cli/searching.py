@@ -102,16 +102,18 @@ def ask(question, index_path, k, answers, mode, threshold, reader_model, nprobe,
     from ..reader import Reader
 
     conditions = from_options(**filters)
+    reader = Reader(reader_model, precision=precision, backend=backend)
     with Index.open(index_path, precision=precision, backend=backend) as idx:
-        found = idx.ask(question, k=k, answers=answers, reader=Reader(reader_model, precision=precision, backend=backend),
-                        threshold=threshold, mode=mode, filters=conditions, nprobe=nprobe)
+        found = idx.ask(question, k=k, answers=answers, reader=reader, threshold=threshold, mode=mode,
+                        filters=conditions, nprobe=nprobe)
         closest = [] if found or as_json else idx.search(question, k=3, mode=mode, filters=conditions, nprobe=nprobe)
     if as_json:
         echo_json([f.to_dict() for f in found])
         return
     if not found:
-        click.echo("No answer found." if threshold is None else
-                   "No answer found with enough confidence (--threshold off shows the best guess).")
+        click.echo(reader.unread_language(question, closest) or (
+            "No answer found." if threshold is None else
+            "No answer found with enough confidence (--threshold off shows the best guess)."))
     if closest:
         click.echo("The passages that come closest:\n")
         echo_hits(closest, question)
