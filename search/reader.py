@@ -118,6 +118,13 @@ class Reader(ModelRunner):
         """The languages it reads (None: any, for a model of the user's)."""
         return SHIPPED_LANGUAGES if self.model_name == str(DEFAULT_READER) else None
 
+    def reads(self, hit) -> bool:
+        """Whether it reads a retrieved passage: one in its languages, of unknown language, or code
+        (whose detected language means nothing: doctests of hashes come out as 'zxx' or Latin)."""
+        from .language import readable_by
+
+        return hit.code or readable_by(self.languages, hit.language)
+
     def unread_language(self, question: str, hits: Sequence = ()) -> str | None:
         """Why this reader can give no answer, as a sentence: ``question`` is in a language it does
         not read, or every one of ``hits`` is; else None."""
@@ -127,7 +134,7 @@ class Reader(ModelRunner):
         language = detect_language(question)
         if not readable_by(self.languages, language):
             return f"The question looks like {named([language])}; {reads}."
-        if hits and not any(readable_by(self.languages, h.language) for h in hits):
+        if hits and not any(map(self.reads, hits)):
             return f"The passages found are in {named({h.language for h in hits})}; {reads}."
         return None
 
@@ -450,7 +457,7 @@ def answers_from_hits(reader: Reader, question: str, hits: list, answers: int = 
 
     if not readable_by(reader.languages, detect_language(question)):
         return []
-    hits = [h for h in hits if readable_by(reader.languages, h.language)]  # an English reader reads no Russian
+    hits = [h for h in hits if reader.reads(h)]  # an English reader reads no Russian
     weight = RETRIEVAL_WEIGHT if retrieval_weight is None else retrieval_weight
     merged: dict[str, FoundAnswer] = {}
     # a section's passages start with its headings (not with the title: a text file's is its first line)

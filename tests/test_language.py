@@ -1,6 +1,7 @@
 """Passages know their language, and the English models read only what could be English."""
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -165,6 +166,9 @@ def test_the_shipped_reader_reads_english_passages_only(tmp_path, tiny_model):
     assert read == [english]
     assert reader.unread_language("Who first climbed Everest, and in which year?", hits) is None
     assert "passages found are in Russian" in reader.unread_language("Who first climbed Everest?", [h for h in hits if h.path == "ru"])
+    read.clear()
+    answers_from_hits(reader, "What does this code print?", [replace(h, code=True) for h in hits])
+    assert sorted(read) == sorted([english, russian])  # code is read whatever language it was taken for
     read.clear()
     assert answers_from_hits(reader, "Кто основал Москву?", hits) == [] and read == []
     assert "question looks like Russian; the shipped reader reads English only" in reader.unread_language("Кто основал Москву?")
