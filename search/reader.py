@@ -450,10 +450,9 @@ def answers_from_hits(reader: Reader, question: str, hits: list, answers: int = 
                       retrieval_weight: float | None = None, threshold: float | str | None = DEFAULT) -> list[FoundAnswer]:
     """Read retrieved passages (``Hit``s) and merge identical answers from different passages
     (their confidences add up); none when the best merged answer is below ``threshold``."""
+    from .language import detect_language, readable_by
     from .markup import PATH_SEPARATOR
     from .metrics import normalize_answer
-
-    from .language import detect_language, readable_by
 
     if not readable_by(reader.languages, detect_language(question)):
         return []

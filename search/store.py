@@ -32,7 +32,7 @@ SCHEMA_VERSION = 1
 #: Pages of 16 KiB rather than SQLite's 4: a passage row with its vector (about 1.7 KB) left most
 #: of a 4 KiB page unused (docs/scale.md).
 PAGE_SIZE = 16384
-#: The form an entity of ``entities e`` is most often written in, among all forms of its key and label.
+#: The form an entity ``e`` (a key and a label) is most often written in.
 MOST_FREQUENT_FORM = ("(SELECT text FROM entities f WHERE f.key = e.key AND f.label = e.label"
                       " GROUP BY text ORDER BY count(*) DESC, text LIMIT 1)")
 #: Bytes the write-ahead log keeps after a checkpoint (a large transaction would leave it large).
@@ -325,8 +325,9 @@ class Store:
         most frequent form): text, label, mentions and documents."""
         where, params = ("WHERE label = ?", [label]) if label else ("", [])
         return list(self.db.query(
-            f"SELECT {MOST_FREQUENT_FORM} AS text, label, count(*) AS mentions, count(DISTINCT document_id) AS documents"
-            f" FROM entities e {where} GROUP BY key, label ORDER BY mentions DESC, text LIMIT ?",
+            f"SELECT {MOST_FREQUENT_FORM} AS text, label, mentions, documents FROM"
+            " (SELECT key, label, count(*) AS mentions, count(DISTINCT document_id) AS documents"
+            f" FROM entities {where} GROUP BY key, label ORDER BY mentions DESC, key LIMIT ?) e",
             params + [top],
         ))
 
@@ -402,8 +403,8 @@ class Store:
         entities: dict[str, list[dict]] = {}
         for (label,) in self.conn.execute("SELECT DISTINCT label FROM entities ORDER BY label").fetchall():
             entities[label] = [{"value": text, "count": n} for text, n in self.conn.execute(
-                f"SELECT {MOST_FREQUENT_FORM} AS text, count(DISTINCT passage_id) AS n FROM entities e WHERE label = ?"
-                " GROUP BY key ORDER BY n DESC, text LIMIT ?", (label, top))]
+                f"SELECT {MOST_FREQUENT_FORM}, n FROM (SELECT key, label, count(DISTINCT passage_id) AS n"
+                " FROM entities WHERE label = ? GROUP BY key ORDER BY n DESC, key LIMIT ?) e", (label, top))]
         languages = [{"value": v, "count": n} for v, n in self.conn.execute(
             "SELECT language, count(*) FROM passages WHERE coalesce(language, '') != ''"
             " GROUP BY language ORDER BY count(*) DESC")]
