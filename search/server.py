@@ -19,7 +19,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Callable, Literal
 
-from fastapi import FastAPI, Query, Request
+from fastapi import FastAPI, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, JSONResponse
@@ -199,8 +199,10 @@ def create_app(served: ServedIndex) -> FastAPI:
         return [h.to_dict() | {"highlights": highlight_spans(h.text, q)} for h in hits]
 
     @app.get("/ask", summary="Answers to q with their spans, as `search ask --json`: an empty list when none is"
-                             " confident enough.")
-    async def ask(q: Q, k: Annotated[int, Query(ge=1, le=MAX_K, description="Passages to read.")] = 5,
+                             " confident enough, with the header X-Search-Note when the reader does not read the"
+                             " question's language or the passages'.")
+    async def ask(response: Response, q: Q,
+                  k: Annotated[int, Query(ge=1, le=MAX_K, description="Passages to read.")] = 5,
                   answers: Annotated[int, Query(ge=1, le=MAX_ANSWERS)] = 1,
                   threshold: Annotated[str | None, Query(description="A confidence from 0 to 1 below which there is"
                                                          " no answer; 'off' always answers.")] = None,
@@ -208,8 +210,16 @@ def create_app(served: ServedIndex) -> FastAPI:
                   entity_label: EntityLabels = [], sentiment: Sentiment = None, label: Labels = []):
         conditions = from_options(filter, entity, entity_label, sentiment, label)
         limit = _threshold(threshold)
-        found = await served.run(lambda index: index.ask(q, k=k, answers=answers, reader=served.reader,
-                                                         threshold=limit, mode=mode, filters=conditions))
+
+        def answer(index):
+            found = index.ask(q, k=k, answers=answers, reader=served.reader, threshold=limit, mode=mode,
+                              filters=conditions)
+            return found, None if found else served.reader.unread_language(q, index.search(
+                q, k=k, mode=mode, filters=conditions))
+
+        found, note = await served.run(answer)
+        if note:
+            response.headers["X-Search-Note"] = note
         return [f.to_dict() for f in found]
 
     @app.get("/documents/{document_id}", summary="A document's text and metadata; `highlight` is the span of"

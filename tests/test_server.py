@@ -178,3 +178,9 @@ def test_serve_says_when_it_cannot_listen_before_loading_anything(run):
         result = run("serve", "--port", taken.getsockname()[1], ok=False)
     assert result.exit_code == 1 and "port is in use" in result.output
     assert "not a host name" in run("serve", "--host", "256.1.1.1", ok=False).output
+
+
+def test_ask_says_in_a_header_when_the_reader_does_not_read_the_question(index_path):
+    with TestClient(create_app(ServedIndex(index_path))) as client:  # the shipped reader: English only
+        got = client.get("/ask", params={"q": "Кто основал Москву?"})
+    assert got.json() == [] and "The question looks like Russian" in got.headers["X-Search-Note"]

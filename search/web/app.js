@@ -31,11 +31,15 @@ function status(text, isError = false) {
   $("status").classList.toggle("error", isError);
 }
 
-async function api(path, params) {
+async function request(path, params) {
   const response = await fetch(path + (params ? "?" + params.toString() : ""));
   const body = await response.json();
   if (!response.ok) throw new Error(body.error || response.statusText);
-  return body;
+  return { body, headers: response.headers };
+}
+
+async function api(path, params) {
+  return (await request(path, params)).body;
 }
 
 // text with [start, end) ranges (shifted by offset) wrapped in <mark>, as a fragment of text
@@ -88,12 +92,13 @@ function renderHits(hits) {
     snippet(hit))));
 }
 
-function renderAnswer(answers, query) {
+// note: the server's word on why there is no answer (the reader does not read the language)
+function renderAnswer(answers, query, note) {
   const card = $("answer");
   card.hidden = false;
   if (!answers.length) {
     card.replaceChildren(el("h2", {}, "Answer"),
-      el("p", { class: "none" }, "No answer found with enough confidence; the passages below come closest."));
+      el("p", { class: "none" }, note || "No answer found with enough confidence; the passages below come closest."));
     return;
   }
   const a = answers[0];
@@ -141,10 +146,10 @@ async function runSearch(params) {
     status(error.message, true);
     return;
   }
-  const answers = await api("/ask", wanted).catch((error) => ({ error }));
+  const asked = await request("/ask", wanted).catch((error) => ({ error }));
   if (id !== searchId) return;
-  if (answers.error) answerCard.hidden = true;
-  else renderAnswer(answers, query);
+  if (asked.error) answerCard.hidden = true;
+  else renderAnswer(asked.body, query, asked.headers.get("X-Search-Note"));
 }
 
 async function showDocument(params) {
