@@ -223,6 +223,7 @@ class Reader(ModelRunner):
             for logit, s, e in best_spans(start_logits[w], end_logits[w], context[0], context[-1],
                                           self.top_n, self.max_answer_tokens):
                 start, end = offsets[s][0], offsets[e][1]
+                start += len(text[start:end]) - len(text[start:end].lstrip())  # "▁Д": SentencePiece offsets hold the space
                 if start >= body and _acceptable(text, start, end, breaks[passage]):
                     candidates.append((logit + bias, passage, start, end))
                     margin = max(margin, logit - no_answer)

@@ -328,6 +328,8 @@ def test_ask_skips_the_headings_of_a_section_but_not_the_first_line_of_a_text_fi
     seen = {}
 
     class Recording:
+        languages = None
+
         def read(self, question, passages, body_starts=None, **options):
             seen["bodies"] = body_starts
             return []
@@ -335,7 +337,30 @@ def test_ask_skips_the_headings_of_a_section_but_not_the_first_line_of_a_text_fi
         def threshold_for(self, threshold):
             return None
 
+        def reads(self, hit):
+            return True
+
     hits = [Hit(text="Dates and Times\n\nThe datetime module.", title="Brief Tour", section="Dates and Times", score=1.0),
             Hit(text="Paris is the capital.\n\nIt is big.", title="Paris is the capital.", section="", score=0.5)]
     assert answers_from_hits(Recording(), "which module", hits) == []
     assert seen["bodies"] == [len("Dates and Times\n\n"), 0]
+
+
+def test_answers_do_not_start_with_the_space_sentencepiece_offsets_hold(tiny_qa, tmp_path):
+    """Metaspace tokenizers (multilingual-e5, XLM-R) give "▁Дюпон" the offsets of " Дюпон"."""
+    import shutil
+
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+
+    folder = tmp_path / "sentencepiece-reader"
+    shutil.copytree(tiny_qa, folder)
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]"] + [f"\u2581{w}" for w in "who founded the mill dupont de nemours a student".split()]
+    tokenizer = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="[UNK]"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Metaspace()
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", 2), ("[SEP]", 3)])
+    tokenizer.save(str(folder / "tokenizer.json"))
+    passage = "dupont de nemours founded the mill a student"
+    assert passage[slice(*tokenizer.encode("who", passage).offsets[-3])] == " a"  # "▁a": the space and the letter
+    answers = Reader(str(folder), backend="onnx").read("who founded the mill", [passage], top_k=20, threshold=None)
+    assert len(answers) > 5 and all(a.text == a.text.strip() == passage[a.start : a.end] for a in answers)
