@@ -42,7 +42,8 @@ def split_passages(text: str, tokenizer, max_tokens: int = 254, overlap: int = 3
     """Split ``text`` into passages of at most ``max_tokens`` tokens of ``tokenizer`` (see
     ``token_offsets``).
 
-    A passage ends at the last sentence start in its second half when there is one.
+    A passage ends at the last sentence start in its second half when there is one, else before
+    a word: never inside one (SentencePiece tokenizers cut "Дюпон" into "▁Д", "ю", "пон").
     """
     if max_tokens < 8:
         raise ValueError("max_tokens must be at least 8")
@@ -53,20 +54,27 @@ def split_passages(text: str, tokenizer, max_tokens: int = 254, overlap: int = 3
         return []
     token_starts = [s for s, _ in offsets]
     boundaries = sorted({bisect.bisect_left(token_starts, c) for c in sentence_starts(text)} - {n})
+    words = [t for t, s in enumerate(token_starts) if t == 0 or text[s].isspace() or text[s - 1].isspace()]
     passages, i = [], 0
     while i < n:
         end = min(i + max_tokens, n)
         if end < n:
             lo = bisect.bisect_right(boundaries, i + max_tokens // 2)
             hi = bisect.bisect_right(boundaries, end)
-            if hi > lo:
-                end = boundaries[hi - 1]
+            end = boundaries[hi - 1] if hi > lo else _word_start(words, end, i + 1)
         start_char, end_char = offsets[i][0], offsets[end - 1][1]
+        start_char += len(text[start_char:end_char]) - len(text[start_char:end_char].lstrip())  # "▁Д" holds the space
         passages.append(Passage(text[start_char:end_char], start_char, end_char))
         if end >= n:
             break
-        i = max(_next_start(boundaries, end, overlap), i + 1)
+        i = max(_word_start(words, _next_start(boundaries, end, overlap), i + 1), i + 1)
     return passages
+
+
+def _word_start(words: list[int], token: int, lowest: int) -> int:
+    """The last token that starts a word at or before ``token``, if it is above ``lowest``; else ``token``."""
+    k = bisect.bisect_right(words, token) - 1
+    return words[k] if k >= 0 and words[k] >= lowest else token
 
 
 def _next_start(boundaries: list[int], end: int, overlap: int) -> int:

@@ -69,3 +69,32 @@ def test_the_encoders_tokenizers_splitter_cuts_where_transformers_does(tiny_mode
     text = " ".join(f"Sentence {i} says naïve things about the café, on and on." for i in range(60))
     expected = split_passages(text, AutoTokenizer.from_pretrained(tiny_model), max_tokens=48, overlap=10)
     assert len(expected) > 5 and split_passages(text, splitter, max_tokens=48, overlap=10) == expected
+
+
+def _whole_words(text, passages):
+    return all(p.text == p.text.strip() and (p.start == 0 or text[p.start - 1].isspace())
+               and (p.end == len(text) or text[p.end].isspace() or text[p.end] in ".,") for p in passages)
+
+
+def test_passages_cut_between_words_of_a_sentencepiece_tokenizer():
+    """Metaspace tokenizers (multilingual-e5) cut words into pieces and give "▁Д" the offsets of " Д"."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    pieces = ["<unk>", "\u2581", "\u2581Д", "ю", "пон", "\u2581де", "\u2581Не", "мур", "\u2581осно", "вал", "\u2581за", "вод", ","]
+    tokenizer = Tokenizer(models.Unigram([(p, -1.0) for p in pieces], unk_id=0))
+    tokenizer.pre_tokenizer = pre_tokenizers.Metaspace()
+    text = " ".join(["Дюпон де Немур основал завод,"] * 12)
+    assert [text[s:e] for s, e in tokenizer.encode(text).offsets[:3]] == ["Д", "ю", "пон"]
+    assert tokenizer.encode(text).offsets[3] == (5, 8)  # " де", space included
+    passages = split_passages(text, tokenizer, max_tokens=8, overlap=3)
+    assert len(passages) > 5 and _whole_words(text, passages)
+    assert all(text[p.start : p.end] == p.text for p in passages)
+
+
+def test_passages_cut_between_words_of_a_wordpiece_tokenizer(tiny_model):
+    from search.exported import fast_tokenizer
+
+    tokenizer = fast_tokenizer(tiny_model)  # "2018" is 2 ##0 ##1 ##8 in its vocabulary
+    text = " ".join(f"the cat 2018 sat on the mat 1969 in the park {i}" for i in range(20))
+    passages = split_passages(text, tokenizer, max_tokens=10, overlap=3)
+    assert len(passages) > 10 and _whole_words(text, passages)
