@@ -3,9 +3,12 @@ import os
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TOKENIZERS_PARALLELISM"] = "false"
 if "SEARCH_TEST_CACHE" not in os.environ:  # models exported to ONNX go here, not to the user's cache
+    import atexit
+    import shutil
     import tempfile
 
     os.environ["SEARCH_TEST_CACHE"] = os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="search-test-cache-")
+    atexit.register(shutil.rmtree, os.environ["SEARCH_TEST_CACHE"], ignore_errors=True)  # about 1 GB a run
 
 import pytest  # noqa: E402
 
