@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import sys
+import time
 from functools import cached_property
 from pathlib import Path
 from typing import Callable, Sequence
@@ -28,6 +30,9 @@ BACKENDS = ("auto", "onnx", "torch")
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 #: Largest difference from torch an exported model may show on the check's padded batch.
 TOLERANCE = 1e-3
+#: An export no session has opened for this many days is removed when its model's next one is made.
+UNUSED_DAYS = 30
+DAY = 86400
 
 
 #: Threads of each model call (None: the runtime's default, one per core); see ``set_threads``.
@@ -121,7 +126,38 @@ def export(model, folder: str | os.PathLike, task: str, outputs: Sequence[str], 
         partial.unlink(missing_ok=True)
         raise
     os.replace(partial, target)
+    remove_unused(target)
     return target
+
+
+def remove_unused(kept: Path, days: float = UNUSED_DAYS) -> None:
+    """Remove the exports of ``kept``'s model folder name and task, other than ``kept``, that no
+    session has opened for ``days`` (see ``mark_used``). An upgraded or reinstalled model gets a
+    new file (``onnx_file``) and the old ones, 150 MB a model with its int8 file (850 MB for
+    multilingual-e5), would stay for ever; waiting ``days`` spares two installs used by turns."""
+    prefix, digest = kept.stem.rsplit("-", 1)
+    name = re.compile(re.escape(prefix) + r"-([0-9a-f]{16})(?:-int8)?\.onnx")
+    versions: dict[str, list[Path]] = {}
+    for path in kept.parent.iterdir():
+        if (match := name.fullmatch(path.name)) and match[1] != digest:
+            versions.setdefault(match[1], []).append(path)
+    cutoff = time.time() - days * DAY
+    for paths in versions.values():
+        try:
+            if all(p.stat().st_mtime < cutoff for p in paths):
+                for path in paths:
+                    path.unlink(missing_ok=True)
+        except FileNotFoundError:  # another process removed it first
+            pass
+
+
+def mark_used(path: Path) -> None:
+    """Set ``path``'s modification time to now, at most once a day, for ``remove_unused``."""
+    try:
+        if time.time() - path.stat().st_mtime > DAY:
+            os.utime(path)
+    except OSError:  # a read-only cache: nothing is removed from it either
+        pass
 
 
 def _wrapped(model, outputs: Sequence[str]):
@@ -233,6 +269,7 @@ def open_session(folder: str, task: str, backend: str, precision: str, load_mode
         if backend == "onnx":
             raise
         return None  # auto: torch it is
+    mark_used(path)
     return Session(path)
 
 

@@ -1,7 +1,9 @@
 import json
+import os
 import shutil
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -113,6 +115,33 @@ def test_the_onnx_encoder_gives_torchs_vectors_on_padded_batches(tiny_model, kin
     assert int8.session.precision == "int8" and int8.session.path != onnx.session.path
     vectors = int8.encode(texts, batch_size=6)
     assert np.sum(exact * vectors, axis=1).min() >= 0.99 and not np.allclose(vectors, exact, atol=1e-6)
+
+
+def test_a_new_export_removes_those_of_its_model_no_one_opened_for_a_month(tiny_model, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    folder = shutil.copytree(tiny_model, tmp_path / "model")
+    month_ago = time.time() - 31 * 86400
+
+    def export(version: int) -> list:
+        os.utime(folder / "config.json", (version * 1e6, version * 1e6))  # a new install: a new file
+        path = load_encoder(folder, backend="onnx").session.path
+        return sorted(path.parent.glob(path.stem.removesuffix("-int8") + "*"))  # float32 and int8
+
+    def age(files) -> None:
+        for path in files:
+            os.utime(path, (month_ago, month_ago))
+
+    first = export(1)
+    other = first[0].parent / "another-encoder-0123456789abcdef.onnx"
+    other.write_bytes(b"")
+    age(first + [other])
+    assert load_encoder(folder, backend="onnx").session  # opened today
+    second = export(2)
+    assert len(first) == len(second) == 2 and all(p.exists() for p in first)
+    age(first + second)
+    third = export(3)
+    assert not any(p.exists() for p in first + second)
+    assert other.exists() and all(p.exists() for p in third)
 
 
 def test_a_precision_only_torch_has_means_torch(tiny_model):
