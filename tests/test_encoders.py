@@ -117,6 +117,24 @@ def test_the_onnx_encoder_gives_torchs_vectors_on_padded_batches(tiny_model, kin
     assert np.sum(exact * vectors, axis=1).min() >= 0.99 and not np.allclose(vectors, exact, atol=1e-6)
 
 
+@pytest.mark.parametrize("large", [False, True])
+def test_the_int8_file_stores_the_word_embeddings_of_a_large_vocabulary_in_float16(tiny_model, tmp_path, monkeypatch,
+                                                                               large):
+    import onnx
+
+    import search.exported
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    if large:
+        monkeypatch.setattr(search.exported, "LARGE_VOCABULARY", 100)  # the tiny vocabulary has about 180
+    int8 = load_encoder(tiny_model, backend="onnx")
+    tables = {i.name: i.data_type for i in onnx.load(str(int8.session.path)).graph.initializer
+              if "word_embeddings" in i.name and len(i.dims) == 2}
+    assert list(tables.values()) == [onnx.TensorProto.FLOAT16 if large else onnx.TensorProto.FLOAT]
+    exact = load_encoder(tiny_model, precision="float32", backend="torch").encode(TEXTS)
+    assert np.sum(exact * int8.encode(TEXTS), axis=1).min() >= 0.99
+
+
 def test_a_new_export_removes_those_of_its_model_no_one_opened_for_a_month(tiny_model, tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     folder = shutil.copytree(tiny_model, tmp_path / "model")
