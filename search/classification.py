@@ -67,7 +67,4 @@ class TextClassifier(ModelRunner):
 
     @cached_property
     def _fast_tokenizer(self):
-        tokenizer = self.fast_tokenizer
-        tokenizer.enable_truncation(self.max_length)
-        tokenizer.no_padding()
-        return tokenizer
+        return self.fast_tokenizer.truncated(max_length=self.max_length)

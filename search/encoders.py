@@ -72,7 +72,7 @@ class _Base:
 
     @cached_property
     def _plain_tokenizer(self):
-        """tokenizer.json as a ``tokenizers.Tokenizer`` (None without one), before any settings."""
+        """tokenizer.json through ``tokenizers`` (``exported.FastTokenizer``; None without one), uncut."""
         return fast_tokenizer(self.path) if Path(self.path).is_dir() else None
 
     @cached_property
@@ -80,12 +80,7 @@ class _Base:
         """What splits documents into passages (``passages.split_passages``): the folder's
         tokenizer.json through ``tokenizers`` alone, without truncation or padding (no transformers
         import, which cost ``search index`` about 3 s), else the transformers tokenizer."""
-        tokenizer = fast_tokenizer(self.path) if Path(self.path).is_dir() else None
-        if tokenizer is None:
-            return self.tokenizer
-        tokenizer.no_truncation()
-        tokenizer.no_padding()
-        return tokenizer
+        return self._plain_tokenizer or self.tokenizer
 
     @cached_property
     def prompts(self) -> dict[str, str]:
@@ -183,10 +178,7 @@ class MeanPoolingEncoder(_Base):
     @cached_property
     def _fast_tokenizer(self):
         """The folder's tokenizer.json through ``tokenizers`` alone, cutting at ``max_tokens``."""
-        tokenizer = self._plain_tokenizer
-        tokenizer.enable_truncation(self.max_tokens)
-        tokenizer.no_padding()
-        return tokenizer
+        return self._plain_tokenizer.truncated(max_length=self.max_tokens)
 
     def _hidden(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """The last hidden state of a batch of texts (float32) and its attention mask."""

@@ -13,6 +13,7 @@ import hashlib
 import os
 import re
 import sys
+import threading
 import time
 from functools import cached_property
 from pathlib import Path
@@ -364,12 +365,49 @@ def padded(rows: Sequence[Sequence[int]], length: int) -> np.ndarray:
     return np.array([list(row[:length]) + [0] * (length - len(row)) for row in rows], dtype=np.int64)
 
 
-def fast_tokenizer(folder: str | os.PathLike):
-    """The folder's ``tokenizer.json`` as a ``tokenizers.Tokenizer`` (no transformers import), or
+def fast_tokenizer(folder: str | os.PathLike) -> "FastTokenizer | None":
+    """The folder's ``tokenizer.json`` through ``tokenizers`` alone (no transformers import), or
     None when it has none."""
     path = Path(folder) / "tokenizer.json"
-    if not path.is_file():
-        return None
-    from tokenizers import Tokenizer
+    return FastTokenizer(path) if path.is_file() else None
 
-    return Tokenizer.from_file(str(path))
+
+class FastTokenizer:
+    """A ``tokenizer.json`` through ``tokenizers``, cutting texts as ``truncation`` says (the
+    arguments of ``Tokenizer.enable_truncation``; None: no cut) and never padding. The
+    ``tokenizers.Tokenizer`` is built once per file in the process and shared, its truncation set
+    for each call under a lock: multilingual-e5's 250,002-piece model takes 0.8 s to build, and
+    ``search index`` with it built one four times."""
+
+    _built: dict[tuple, object] = {}
+    _lock = threading.Lock()
+
+    def __init__(self, path: Path, truncation: dict | None = None):
+        self.path = path
+        self.truncation = truncation
+        stat = path.stat()
+        self._key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)  # a changed file is built again
+
+    def truncated(self, **truncation) -> "FastTokenizer":
+        """The same tokenizer, cutting as ``Tokenizer.enable_truncation(**truncation)`` does."""
+        return FastTokenizer(self.path, truncation)
+
+    def encode(self, *args, **kwargs):
+        return self._call("encode", args, kwargs)
+
+    def encode_batch(self, *args, **kwargs):
+        return self._call("encode_batch", args, kwargs)
+
+    def _call(self, method: str, args, kwargs):
+        from tokenizers import Tokenizer
+
+        with self._lock:
+            if self._key not in self._built:
+                self._built[self._key] = Tokenizer.from_file(str(self.path))
+            tokenizer = self._built[self._key]
+            if self.truncation is None:
+                tokenizer.no_truncation()
+            else:
+                tokenizer.enable_truncation(**self.truncation)
+            tokenizer.no_padding()
+            return getattr(tokenizer, method)(*args, **kwargs)

@@ -146,10 +146,7 @@ class Reader(ModelRunner):
 
     @cached_property
     def _fast_tokenizer(self):
-        tokenizer = self.fast_tokenizer
-        tokenizer.enable_truncation(self.max_length, stride=self.stride, strategy="only_second")
-        tokenizer.no_padding()
-        return tokenizer
+        return self.fast_tokenizer.truncated(max_length=self.max_length, stride=self.stride, strategy="only_second")
 
     @cached_property
     def calibration(self) -> Calibration | None:

@@ -76,7 +76,7 @@ class ModelRunner:
 
     @cached_property
     def fast_tokenizer(self):
-        """The folder's tokenizer.json through ``tokenizers`` alone (a copy of one's own to set up)."""
+        """The folder's tokenizer.json through ``tokenizers`` alone (``exported.FastTokenizer``)."""
         return fast_tokenizer(self.path)
 
     @cached_property

@@ -116,9 +116,7 @@ class EntityTagger(ModelRunner):
             encoded = self.tokenizer(word_lists, is_split_into_words=True, truncation=True, max_length=max_length,
                                      stride=0, return_overflowing_tokens=overflow, return_offsets_mapping=True)
         else:
-            tokenizer = self.fast_tokenizer
-            tokenizer.enable_truncation(max_length, stride=0)
-            tokenizer.no_padding()
+            tokenizer = self.fast_tokenizer.truncated(max_length=max_length, stride=0)
             encoded = Windows(tokenizer.encode_batch(word_lists, is_pretokenized=True), overflow)
         samples = encoded.get("overflow_to_sample_mapping") or list(range(len(word_lists)))
         encoded["overflow_to_sample_mapping"] = samples

@@ -4,6 +4,7 @@ import shutil
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -160,6 +161,18 @@ def test_a_new_export_removes_those_of_its_model_no_one_opened_for_a_month(tiny_
     third = export(3)
     assert not any(p.exists() for p in first + second)
     assert other.exists() and all(p.exists() for p in third)
+
+
+def test_a_tokenizer_file_is_built_once_and_each_user_keeps_its_own_truncation(tiny_model):
+    from search.exported import FastTokenizer, fast_tokenizer
+
+    text = "the cat sat on the mat " * 20
+    whole, short = fast_tokenizer(tiny_model), fast_tokenizer(tiny_model).truncated(max_length=8)
+    assert len(short.encode(text).ids) == 8
+    assert len(whole.encode(text).ids) == 122  # 120 words and [CLS], [SEP]
+    assert [len(e.ids) for e in short.encode_batch([text, "a cat"])] == [8, 4]
+    built = [key for key in FastTokenizer._built if key[0] == str((Path(tiny_model) / "tokenizer.json").resolve())]
+    assert len(built) == 1
 
 
 def test_a_precision_only_torch_has_means_torch(tiny_model):
