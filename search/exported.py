@@ -377,7 +377,7 @@ class FastTokenizer:
     arguments of ``Tokenizer.enable_truncation``; None: no cut) and never padding. The
     ``tokenizers.Tokenizer`` is built once per file in the process and shared, its truncation set
     for each call under a lock: multilingual-e5's 250,002-piece model takes 0.8 s to build, and
-    ``search index`` with it built one four times."""
+    ``search index --model multilingual`` built it three times."""
 
     _built: dict[tuple, object] = {}
     _lock = threading.Lock()
