@@ -113,7 +113,7 @@ def fit(model, tokenizer, features: list[dict], collate: Callable, loss_of: Call
 
     ``collate(features, indices) -> (inputs, labels)``, ``loss_of(model outputs, labels) -> loss``,
     ``evaluate(model) -> {metric: value, ...}``. The best model by ``metric`` goes to ``output/best``
-    (without ``evaluate``, the latest).
+    (without ``evaluate``, the latest), and at the end of the schedule the model to ``output/last``.
     """
     import torch
     from transformers import get_linear_schedule_with_warmup
@@ -208,6 +208,9 @@ def fit(model, tokenizer, features: list[dict], collate: Callable, loss_of: Call
                 last_save = time.monotonic()
             if done or out_of_time:
                 bar.close()
+                if done:  # the end of the schedule, beside the best by dev score: the two to choose from
+                    export_finetuned(model, tokenizer, recipe.base_model, output / "last",
+                                     {**card, "recipe": asdict(recipe), "step": state["step"]})
                 return state
     bar.close()
     return state

@@ -60,6 +60,7 @@ def test_training_runs_resumes_and_exports(squad_file, tiny_model, tmp_path):
     state = train_reader(squad_file, tmp_path / "run", recipe, dev=squad_file, max_minutes=0,
                          progress=False, log=logs.append)
     assert state["step"] == 1 and (tmp_path / "run" / "checkpoint" / "state.json").exists()
+    assert not (tmp_path / "run" / "last").exists()  # stopped early: not the end of the schedule
     state = train_reader(squad_file, tmp_path / "run", recipe, dev=squad_file, progress=False, log=logs.append)
     assert any("resumed at step 1" in line for line in logs)
     assert state["step"] == 4 and len(state["history"]) == 2  # 2 batches per epoch, 2 epochs
@@ -69,6 +70,8 @@ def test_training_runs_resumes_and_exports(squad_file, tiny_model, tmp_path):
     answers = reader.read("When was BERT published?", [SQUAD["data"][0]["paragraphs"][0]["context"]])
     assert answers and answers[0].text in SQUAD["data"][0]["paragraphs"][0]["context"]
     assert not (tmp_path / "run" / "best" / "model.safetensors").exists()  # only the delta is saved
+    last = json.loads((tmp_path / "run" / "last" / "finetuned.json").read_text())
+    assert last["step"] == 4 and Reader(str(tmp_path / "run" / "last")).read("When was BERT published?", ["In 2018."])
     warm = train_reader(squad_file, tmp_path / "warm", recipe, max_minutes=0, progress=False, log=logs.append,
                         init=str(tmp_path / "run" / "best"))
     assert warm["step"] == 1

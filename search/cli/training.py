@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
@@ -22,7 +23,8 @@ def recipe_options(task: str):
         options = [
             click.option("--data", required=True, type=FILE, help="Training file."),
             click.option("--output", required=True, type=click.Path(file_okay=False, path_type=Path),
-                         help="Folder for checkpoint/ (resumed when present) and best/ (the model to use)."),
+                         help="Folder for checkpoint/ (resumed when present), best/ (the model to use) and, at the end of"
+                              " the schedule, last/."),
             click.option("--dev", type=FILE, help="Dev file, scored at every checkpoint to keep the best model."),
             click.option("--base-model", default=DEFAULT_MODEL, show_default=True),
             click.option("--epochs", default=recipe.epochs, show_default=True),
@@ -57,7 +59,10 @@ def _run(train, data, output, dev, base_model, epochs, batch_size, learning_rate
     state = train(data, output, recipe, dev=dev, init=init, checkpoint_minutes=checkpoint_minutes,
                   max_minutes=max_minutes, progress=True, log=click.echo, **task_options)
     best = f"best dev {state['metric']} {state['best']:.1f}" if state["best"] >= 0 else "no dev score"
-    click.echo(f"Stopped at step {state['step']}; {best}. Model: {output / 'best'}")
+    card = output / "last" / "finetuned.json"
+    ended = card.is_file() and json.loads(card.read_text())["step"] == state["step"]
+    last = f" (the end of the schedule: {output / 'last'})" if ended else ""
+    click.echo(f"Stopped at step {state['step']}; {best}. Model: {output / 'best'}{last}")
 
 
 @cli.group()
