@@ -181,7 +181,7 @@ def test_eval_qa_and_train_reader(run, tmp_path, tiny_model, tiny_qa):
     out = run("train", "reader", "--data", data, "--output", tmp_path / "run", "--base-model", tiny_model,
               "--epochs", "1", "--batch-size", "2", "--max-length", "48", "--stride", "16", "--dev", data,
               "--seed", "5", "--warmup", "0.5", "--train-embeddings").output
-    assert f"Stopped at step 2; best dev f1 " in out and f"(the end of the schedule: {tmp_path / 'run' / 'last'})" in out
+    assert "Stopped at step 2; best dev f1 " in out and f"(the end of the schedule: {tmp_path / 'run' / 'last'})" in out
     recipe = json.loads((tmp_path / "run" / "best" / "finetuned.json").read_text())["recipe"]
     assert (recipe["seed"], recipe["warmup"], recipe["freeze_word_embeddings"]) == (5, 0.5, False)
     saved = load_file(str(tmp_path / "run" / "best" / "delta.safetensors"))
