@@ -152,6 +152,10 @@ def fit(model, tokenizer, features: list[dict], collate: Callable, loss_of: Call
 
     since = {"loss": 0.0, "steps": 0, "time": time.monotonic()}  # since the last checkpoint
 
+    def export(folder: str, **card_fields) -> None:
+        export_finetuned(model, tokenizer, recipe.base_model, output / folder,
+                         {**card, "recipe": asdict(recipe), "step": state["step"], **card_fields})
+
     def evaluate_and_save() -> None:
         """Score, keep the best, checkpoint; log the mean training loss and the speed since the last time
         (with a redirected log there is no progress bar)."""
@@ -162,8 +166,7 @@ def fit(model, tokenizer, features: list[dict], collate: Callable, loss_of: Call
                          f"{pace['s_per_step']:.2f} s/step")
         model.eval()
         if evaluate is None:  # nothing to compare: the latest model is the one to use
-            export_finetuned(model, tokenizer, recipe.base_model, output / "best",
-                             {**card, "recipe": asdict(recipe), "step": state["step"]})
+            export("best")
             log(progress_line)
         else:
             scores = evaluate(model)
@@ -171,9 +174,7 @@ def fit(model, tokenizer, features: list[dict], collate: Callable, loss_of: Call
             log(f"{progress_line}; dev " + ", ".join(f"{k} {v:.1f}" for k, v in scores.items()))
             if scores[metric] > state["best"]:
                 state["best"] = scores[metric]
-                export_finetuned(model, tokenizer, recipe.base_model, output / "best",
-                                 {**card, "recipe": asdict(recipe), "step": state["step"],
-                                  **{f"dev_{k}": v for k, v in scores.items()}})
+                export("best", **{f"dev_{k}": v for k, v in scores.items()})
         _save_checkpoint(checkpoint, model, optimizer, scheduler, state)
         since["time"] = time.monotonic()
         model.train()
@@ -209,8 +210,7 @@ def fit(model, tokenizer, features: list[dict], collate: Callable, loss_of: Call
             if done or out_of_time:
                 bar.close()
                 if done:  # the end of the schedule, beside the best by dev score: the two to choose from
-                    export_finetuned(model, tokenizer, recipe.base_model, output / "last",
-                                     {**card, "recipe": asdict(recipe), "step": state["step"]})
+                    export("last")
                 return state
     bar.close()
     return state
