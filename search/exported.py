@@ -278,15 +278,15 @@ def _float16_table(graph, gather) -> None:
 
 
 def open_session(folder: str, task: str, backend: str, precision: str, load_model: Callable,
-                 outputs: Sequence[str], name: str = "") -> "Session | None":
+                 outputs: Sequence[str], name: str = "", tokenizer: str | None = None) -> "Session | None":
     """The session ``backend`` calls for, in ``precision`` (see ``onnx_precision``), exporting
     ``load_model()`` when the file is missing; None for torch. Under ``auto`` also None where ONNX
-    cannot serve: a precision only torch has was asked for, onnxruntime or the folder's
-    tokenizer.json is missing, or the export failed."""
+    cannot serve: a precision only torch has was asked for, onnxruntime or the tokenizer.json (in
+    the ``tokenizer`` folder, by default ``folder``) is missing, or the export failed."""
     if backend == "torch":
         return None
-    if backend == "auto" and (onnx_precision(precision) is None or not (Path(folder) / "tokenizer.json").is_file()
-                              or not have_onnxruntime()):
+    has_tokenizer = (Path(tokenizer or folder) / "tokenizer.json").is_file()
+    if backend == "auto" and (onnx_precision(precision) is None or not has_tokenizer or not have_onnxruntime()):
         return None
     path = onnx_file(folder, task)
     try:

@@ -25,7 +25,8 @@ def export_finetuned(model, tokenizer, base_model: str, folder: Path, card: dict
     """Save ``model`` as a fine-tuned folder: config, tokenizer, what training changed and a card
     (``finetuned.json``: base model, data, recipe, metrics).
 
-    Frozen parameters are left out; they come from the base model at load time. A trained matrix
+    Frozen parameters are left out; they come from the base model at load time, and so does the
+    tokenizer when it is the base's own (17 MB for the multilingual base). A trained matrix
     of the base model is stored as its difference from the base, in int8 with a scale per row,
     and only for the rows that changed (so trained word embeddings cost only the words the data
     had). Fine-tuning moves weights little, so the rounding of the difference is far below fp16's
@@ -45,11 +46,37 @@ def export_finetuned(model, tokenizer, base_model: str, folder: Path, card: dict
     save_file(compact_delta(trained, _base_weights(model, base_model)), str(tmp / DELTA_WEIGHTS),
               metadata={"base_model": base_model})
     model.config.save_pretrained(str(tmp))
-    tokenizer.save_pretrained(str(tmp))
+    if not _is_base_tokenizer(tokenizer, base_model):
+        tokenizer.save_pretrained(str(tmp))
     (tmp / CARD).write_text(json.dumps({"base_model": base_model, **card}, indent=2, default=str))
     if folder.exists():
         shutil.rmtree(folder)
     os.replace(tmp, folder)
+
+
+def _is_base_tokenizer(tokenizer, base_model: str) -> bool:
+    """Whether ``tokenizer`` saves the same tokenizer.json as the base model's folder has."""
+    import json
+    import tempfile
+
+    base = Path(resolve_model(base_model)) / "tokenizer.json"
+    if not base.is_file():
+        return False  # a hub id: the folder keeps its own copy
+    with tempfile.TemporaryDirectory() as tmp:
+        tokenizer.save_pretrained(tmp)
+        saved = Path(tmp) / "tokenizer.json"
+        return saved.is_file() and json.loads(saved.read_text()) == json.loads(base.read_text())
+
+
+def tokenizer_folder(folder: str | os.PathLike) -> str:
+    """The folder holding a model folder's tokenizer: the folder itself, or the base model of a
+    fine-tuned folder saved without one (``export_finetuned``)."""
+    import json
+
+    folder = Path(folder)
+    if (folder / "tokenizer_config.json").is_file() or not (folder / CARD).is_file():
+        return str(folder)
+    return resolve_model(json.loads((folder / CARD).read_text())["base_model"])
 
 
 def _base_weights(model, base_model: str) -> dict:

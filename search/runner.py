@@ -12,7 +12,7 @@ import numpy as np
 
 from .errors import ModelNotFound
 from .exported import Session, check_backend, fast_tokenizer, open_session
-from .finetuned import load_finetuned
+from .finetuned import load_finetuned, tokenizer_folder
 from .models import quiet_transformers, resolve_model
 from .precision import resolve_precision, to_precision
 
@@ -72,12 +72,17 @@ class ModelRunner:
     def session(self) -> Session | None:
         """The ONNX Runtime session the model runs on (exported at first use), or None for torch."""
         return open_session(self.path, type(self).__name__.lower(), self.backend, self.asked_precision,
-                            self._float32_model, list(self.outputs), name=self.what)
+                            self._float32_model, list(self.outputs), name=self.what, tokenizer=self.tokenizer_path)
+
+    @cached_property
+    def tokenizer_path(self) -> str:
+        """The folder with the model's tokenizer (its base model's, for a folder saved without one)."""
+        return tokenizer_folder(self.path)
 
     @cached_property
     def fast_tokenizer(self):
-        """The folder's tokenizer.json through ``tokenizers`` alone (``exported.FastTokenizer``)."""
-        return fast_tokenizer(self.path)
+        """The model's tokenizer.json through ``tokenizers`` alone (``exported.FastTokenizer``)."""
+        return fast_tokenizer(self.tokenizer_path)
 
     @cached_property
     def config(self) -> dict:
@@ -94,7 +99,7 @@ class ModelRunner:
     def tokenizer(self):
         from transformers import AutoTokenizer
 
-        return AutoTokenizer.from_pretrained(self.path)
+        return AutoTokenizer.from_pretrained(self.tokenizer_path)
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from .finetuned import tokenizer_folder
 from .models import DEFAULT_MODEL, resolve_model
 
 
@@ -28,10 +29,10 @@ class Tokenized:
 
 
 def load_tokenizer(model: str = DEFAULT_MODEL):
-    """The tokenizer of a bundled alias, model folder or hub id (online)."""
+    """The tokenizer of a bundled alias, model folder (a fine-tuned one's base) or hub id (online)."""
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(resolve_model(model))
+    return AutoTokenizer.from_pretrained(tokenizer_folder(resolve_model(model)))
 
 
 def tokenize(text: str, model: str = DEFAULT_MODEL, special_tokens: bool = True) -> Tokenized:

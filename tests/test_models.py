@@ -43,3 +43,26 @@ def test_auto_precision_is_bfloat16_only_where_the_cpu_has_bfloat16_instructions
     assert precision.resolve_precision("int8") == "int8"
     with pytest.raises(ValueError, match="Unknown precision"):
         precision.resolve_precision("float16")
+
+
+def test_a_finetuned_folder_reads_with_its_base_tokenizer_unless_training_changed_it(tiny_model, tmp_path):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from search.classification import TextClassifier
+
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_model, id2label={0: "no", 1: "yes"})
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    export_finetuned(model, tokenizer, tiny_model, tmp_path / "same", {})
+    assert not (tmp_path / "same" / "tokenizer.json").exists()
+    texts = ["a good film", "not good at all, the worst"]
+    on_onnx = TextClassifier(tmp_path / "same", backend="onnx", precision="float32")
+    assert on_onnx.tokenizer_path == tiny_model
+    on_torch = TextClassifier(tmp_path / "same", backend="torch", precision="float32")
+    scores = [[label.score for label in on.classify(texts)] for on in (on_onnx, on_torch)]
+    assert scores[0] == pytest.approx(scores[1], abs=1e-4)
+
+    tokenizer.add_tokens(["filmography"])
+    model.resize_token_embeddings(len(tokenizer))
+    export_finetuned(model, tokenizer, tiny_model, tmp_path / "own", {})
+    assert (tmp_path / "own" / "tokenizer.json").exists()
+    assert TextClassifier(tmp_path / "own").tokenizer_path == str(tmp_path / "own")
