@@ -261,3 +261,18 @@ def test_enrich_with_a_custom_classifier(run, corpus, tiny_model, tiny_sentiment
     assert len(pos) + len(neg) == 5
     unknown = run("query", "the", "--json", "--label", "other=positive", ok=False)
     assert unknown.exit_code == 1 and "no other enrichment" in unknown.output
+
+
+def test_shell_completion_lists_commands_and_options():
+    from click.testing import CliRunner
+
+    from search.cli import cli
+
+    def complete(*words: str) -> list[str]:  # the last word is the one being typed
+        env = {"_SEARCH_COMPLETE": "bash_complete", "COMP_WORDS": " ".join(words), "COMP_CWORD": str(len(words) - 1)}
+        result = CliRunner().invoke(cli, [], prog_name="search", env=env)
+        return [line.split(",", 1)[1] for line in result.output.splitlines()]
+
+    assert complete("search", "qu") == ["query"]
+    assert complete("search", "query", "--mo") == ["--mode"]
+    assert complete("search", "query", "--mode", "") == ["hybrid", "dense", "lexical"]
