@@ -46,26 +46,29 @@ def export_finetuned(model, tokenizer, base_model: str, folder: Path, card: dict
     save_file(compact_delta(trained, _base_weights(model, base_model)), str(tmp / DELTA_WEIGHTS),
               metadata={"base_model": base_model})
     model.config.save_pretrained(str(tmp))
-    if not _is_base_tokenizer(tokenizer, base_model):
-        tokenizer.save_pretrained(str(tmp))
+    tokenizer_files = tokenizer.save_pretrained(str(tmp))
+    if _is_base_tokenizer(tmp / "tokenizer.json", base_model):
+        for name in tokenizer_files:
+            Path(name).unlink(missing_ok=True)
     (tmp / CARD).write_text(json.dumps({"base_model": base_model, **card}, indent=2, default=str))
     if folder.exists():
         shutil.rmtree(folder)
     os.replace(tmp, folder)
 
 
-def _is_base_tokenizer(tokenizer, base_model: str) -> bool:
-    """Whether ``tokenizer`` saves the same tokenizer.json as the base model's folder has."""
+def _is_base_tokenizer(saved: Path, base_model: str) -> bool:
+    """Whether the ``saved`` tokenizer.json is the base model's own, truncation and padding aside
+    (tokenizing the training data sets them)."""
     import json
-    import tempfile
 
     base = Path(resolve_model(base_model)) / "tokenizer.json"
-    if not base.is_file():
+    if not (base.is_file() and saved.is_file()):
         return False  # a hub id: the folder keeps its own copy
-    with tempfile.TemporaryDirectory() as tmp:
-        tokenizer.save_pretrained(tmp)
-        saved = Path(tmp) / "tokenizer.json"
-        return saved.is_file() and json.loads(saved.read_text()) == json.loads(base.read_text())
+
+    def rules(path: Path) -> dict:
+        return {k: v for k, v in json.loads(path.read_text()).items() if k not in ("truncation", "padding")}
+
+    return rules(saved) == rules(base)
 
 
 def tokenizer_folder(folder: str | os.PathLike) -> str:

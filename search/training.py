@@ -224,7 +224,7 @@ def _start(recipe: Recipe, init: str | None, auto_class, **model_options):
     base_path = resolve_model(recipe.base_model)
     tokenizer = AutoTokenizer.from_pretrained(base_path)
     model = load_finetuned(init, auto_class) if init else auto_class.from_pretrained(base_path, **model_options)
-    model.set_attn_implementation("eager")  # on CPU in bf16, 1.5x faster to train than SDPA (docs/training.md)
+    model.set_attn_implementation("eager")  # on CPU in bf16, 1.3-1.9x faster to train than SDPA (docs/training.md)
     return tokenizer, model
 
 

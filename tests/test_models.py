@@ -52,6 +52,7 @@ def test_a_finetuned_folder_reads_with_its_base_tokenizer_unless_training_change
 
     model = AutoModelForSequenceClassification.from_pretrained(tiny_model, id2label={0: "no", 1: "yes"})
     tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    tokenizer("a question", "a passage", truncation="only_second", max_length=8, stride=2)  # as training does
     export_finetuned(model, tokenizer, tiny_model, tmp_path / "same", {})
     assert not (tmp_path / "same" / "tokenizer.json").exists()
     texts = ["a good film", "not good at all, the worst"]
