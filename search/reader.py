@@ -457,6 +457,7 @@ def answers_from_hits(reader: Reader, question: str, hits: list, answers: int = 
     hits = [h for h in hits if reader.reads(h)]  # an English reader reads no Russian
     weight = RETRIEVAL_WEIGHT if retrieval_weight is None else retrieval_weight
     merged: dict[str, FoundAnswer] = {}
+    passages: dict[str, set[int]] = {}  # the passages that gave each answer
     # a section's passages start with its headings (not with the title: a text file's is its first line)
     bodies = [body_start(h.text, set(h.section.split(PATH_SEPARATOR)) - {""}) for h in hits]
     for a in reader.read(question, [h.text for h in hits], top_k=max(answers * 5, CANDIDATES),
@@ -464,8 +465,10 @@ def answers_from_hits(reader: Reader, question: str, hits: list, answers: int = 
         key = normalize_answer(a.text) or a.text
         if key in merged:
             merged[key].score += a.score
-            merged[key].sources += 1
+            passages[key].add(a.passage)
+            merged[key].sources = len(passages[key])
             continue
+        passages[key] = {a.passage}
         hit = hits[a.passage]
         sentence, offset = sentence_around(hit.text, a.start, a.end)
         merged[key] = FoundAnswer(

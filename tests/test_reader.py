@@ -346,6 +346,35 @@ def test_ask_skips_the_headings_of_a_section_but_not_the_first_line_of_a_text_fi
     assert seen["bodies"] == [len("Dates and Times\n\n"), 0]
 
 
+def test_an_answer_counts_the_passages_that_gave_it_not_its_spans():
+    """A name said twice in one passage is one passage agreeing; its confidences still add up."""
+    from types import SimpleNamespace as Hit
+
+    from search.reader import Answer, answers_from_hits
+
+    texts = ["Yuri Dolgorukiy founded it. Yuri Dolgorukiy invited an ally.", "Founded by Yuri Dolgorukiy.", "Moscow."]
+
+    class Fixed:
+        languages = None
+
+        def read(self, question, passages, **options):
+            at = [(0, 0), (0, 28), (1, 11), (2, 0)]
+            return [Answer(text=texts[p][s:s + 15] if p < 2 else "Moscow", score=0.2, logit=1.0, passage=p, start=s,
+                           end=s + (15 if p < 2 else 6)) for p, s in at]
+
+        def threshold_for(self, threshold):
+            return None
+
+        def reads(self, hit):
+            return True
+
+    hits = [Hit(text=t, title="", section="", score=1.0, path="m.txt", start=0, page=None, rank=i + 1,
+                document_id=1, passage_id=i + 1) for i, t in enumerate(texts)]
+    found = answers_from_hits(Fixed(), "who founded Moscow", hits)
+    assert [(f.text, f.sources) for f in found] == [("Yuri Dolgorukiy", 2), ("Moscow", 1)]
+    assert found[0].score == pytest.approx(0.6)
+
+
 def test_answers_do_not_start_with_the_space_sentencepiece_offsets_hold(tiny_qa, tmp_path):
     """Metaspace tokenizers (multilingual-e5, XLM-R) give "▁Дюпон" the offsets of " Дюпон"."""
     import shutil
