@@ -25,12 +25,13 @@ from .index import Index, default_index_path
 from .ingest import Document, RowOptions
 from .passages import Passage, split_passages
 from .reader import Answer, FoundAnswer, Reader
+from .reranker import Reranker
 from .retrieval import Hit
 from .tagging import Entity, EntityTagger
 from .writer import IndexReport
 
 __all__ = [
-    "Answer", "FoundAnswer", "Reader", "Document", "Entity", "EntityFilter", "EntityTagger", "Label", "LabelFilter",
+    "Answer", "FoundAnswer", "Reader", "Reranker", "Document", "Entity", "EntityFilter", "EntityTagger", "Label", "LabelFilter",
     "TextClassifier", "Filter", "Hit", "Index", "IndexCorrupt", "IndexNotFound", "IndexReport", "IndexWriteError", "MeanPoolingEncoder",
     "ModelMismatch", "ModelNotFound", "Passage", "RowOptions", "SearchError", "SentenceTransformerEncoder",
     "UnreadableFile", "default_index_path", "load_encoder", "split_passages",

@@ -209,11 +209,12 @@ def evaluate_retrieval(index, collection: Collection, mode: str = "hybrid", **op
 def evaluate_collections(folders, modes=("lexical", "dense", "hybrid"), model: str | None = None,
                          encoder: str = "sentence-transformers", cache: str | Path | None = None,
                          precision: str = "auto", progress: bool = False, documents: str | Path | None = None,
-                         backend: str = "auto", ann: str = "auto", nprobe: int | None = None) -> list[dict]:
+                         backend: str = "auto", ann: str = "auto", nprobe: int | None = None,
+                         reranker=None) -> list[dict]:
     """One row of scores per collection folder (or SQuAD-format file, see ``squad_collection``) and
     mode. Each collection is indexed with ``model`` in ``cache`` (reused when it holds all the
     collection's documents), else in a temporary folder, its vectors in an ``ann`` index searched
-    with ``nprobe`` lists when approximate (``vectors``)."""
+    with ``nprobe`` lists when approximate (``vectors``); a ``reranker`` reorders each query's hits."""
     from .index import Index
     from .models import DEFAULT_MODEL
 
@@ -230,7 +231,7 @@ def evaluate_collections(folders, modes=("lexical", "dense", "hybrid"), model: s
                 index.set_ann(ann)
                 for mode in modes:
                     rows.append({"collection": collection.name, "mode": mode,
-                                 **evaluate_retrieval(index, collection, mode, nprobe=nprobe)})
+                                 **evaluate_retrieval(index, collection, mode, nprobe=nprobe, reranker=reranker)})
     return rows
 
 

@@ -309,15 +309,19 @@ class Index:
 
     def search(
         self, query: str, k: int = 10, mode: str = "hybrid", filters: Iterable[Condition | str] | dict = (),
-        per_doc: bool = False, **options,
+        per_doc: bool = False, reranker=None, **options,
     ) -> list[Hit]:
         """The ``k`` best passages for ``query``; with ``per_doc`` only the best passage of each document.
 
         ``filters`` are ``Filter`` objects, ``"field=value"`` strings or a ``{field: value}`` dict.
+        ``reranker`` (a ``Reranker``) reorders the first ``reranker.depth`` hits before the ``k`` best are kept.
         ``options`` go to the Retriever (``fusion``, ``alpha``, ``nprobe``).
         """
         if not query.strip():
             raise SearchError("The query is empty: say what to search for.")
+        if reranker is not None:
+            hits = self.search(query, max(k, reranker.depth), mode, filters, per_doc, **options)
+            return reranker.rerank(query, hits)[:k]
         filters = parse_filters(filters)
         self._check_enriched(filters)
         n = max(k * 5, 100) if per_doc else max(k, 100 if mode == "hybrid" else k)

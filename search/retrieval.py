@@ -48,6 +48,7 @@ class Hit:
     metadata: dict = field(default_factory=dict)
     dense_score: float | None = None
     lexical_score: float | None = None
+    rerank_score: float | None = None  # a Reranker's score, when one ordered the hits
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)

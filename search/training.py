@@ -49,6 +49,7 @@ RECIPES = {
     "ner": Recipe(epochs=6.0, batch_size=8, learning_rate=1e-4, max_length=128),
     "sentiment": Recipe(epochs=2.0, learning_rate=5e-5, max_length=64),
     "classifier": Recipe(epochs=3.0, learning_rate=5e-5, max_length=128),
+    "reranker": Recipe(epochs=1.0, learning_rate=5e-5, max_length=256),
 }
 
 # --- the shared loop ------------------------------------------------------------------------------
@@ -315,6 +316,63 @@ def train_reader(data: str | Path, output: str | Path, recipe: Recipe | None = N
 
     return fit(model, tokenizer, features, collate, loss_of, Path(output), recipe, evaluate if dev_examples else None,
                "f1", {"task": "question-answering", "data": str(data), "dev": str(dev)}, **loop)
+
+
+# --- the reranker ----------------------------------------------------------------------------------
+
+def reranker_pairs(examples: list[QAExample], seed: int) -> list[tuple[str, str, int]]:
+    """(question, paragraph, 1) for each question's own paragraph and (question, paragraph, 0) for
+    a paragraph of its article without the answer, usually the one sharing most words with the
+    question (``squad.unanswerable_examples``): the near misses a reranker has to put second."""
+    negatives = unanswerable_examples(examples, rate=1.0, seed=seed)
+    return [(ex.question, ex.context, 1) for ex in examples] + [(ex.question, ex.context, 0) for ex in negatives]
+
+
+def pairwise_accuracy(scores_of: Callable, pairs: list[tuple[str, str, int]]) -> float:
+    """The share of questions whose own paragraph scores above their near miss (``reranker_pairs``)."""
+    own = {q: p for q, p, label in pairs if label}
+    misses = [(q, p) for q, p, label in pairs if not label and q in own]
+    right = sum(bool(a > b) for a, b in (scores_of(q, [own[q], p]) for q, p in misses))
+    return 100.0 * right / max(len(misses), 1)
+
+
+def train_reranker(data: str | Path, output: str | Path, recipe: Recipe | None = None,
+                   dev: str | Path | None = None, dev_questions: int = 600, init: str | None = None, **loop) -> dict:
+    """Fine-tune a cross-encoder (one relevance logit per question and paragraph) on a SQuAD-format
+    file: each question's paragraph against a near miss from its article (``reranker_pairs``).
+    Each checkpoint scores ``pairwise_accuracy`` on the first ``dev_questions`` of ``dev``."""
+    import numpy as np
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    from .reranker import Reranker
+
+    recipe = recipe or RECIPES["reranker"]
+    tokenizer, model = _start(recipe, init, AutoModelForSequenceClassification, num_labels=1)
+    pairs = reranker_pairs(load_squad(data), recipe.seed)
+    features = []  # numpy arrays, not lists of Python ints: a few times less memory (see train_features)
+    for c in range(0, len(pairs), 1000):
+        chunk = pairs[c : c + 1000]
+        encoded = tokenizer([q for q, _, _ in chunk], [p for _, p, _ in chunk], truncation="only_second",
+                            max_length=recipe.max_length)
+        features += [{"input_ids": np.array(ids, dtype=np.int32), "token_type_ids": np.array(types, dtype=np.int8),
+                      "label": label} for ids, types, (_, _, label)
+                     in zip(encoded["input_ids"], encoded["token_type_ids"], chunk)]
+    dev_pairs = reranker_pairs(load_squad(dev)[:dev_questions], recipe.seed) if dev else []
+
+    def collate(feats, indices):
+        inputs, _ = pad_batch(feats, indices)
+        return inputs, torch.tensor([float(feats[i]["label"]) for i in indices])
+
+    def loss_of(out, labels):
+        return torch.nn.functional.binary_cross_entropy_with_logits(out.logits.float()[:, 0], labels)
+
+    def evaluate(m):
+        reranker = Reranker.from_model(m, tokenizer, max_length=recipe.max_length)
+        return {"accuracy": pairwise_accuracy(reranker.scores, dev_pairs)}
+
+    return fit(model, tokenizer, features, collate, loss_of, Path(output), recipe, evaluate if dev_pairs else None,
+               "accuracy", {"task": "reranking", "data": str(data), "dev": str(dev)}, **loop)
 
 
 # --- named entities ------------------------------------------------------------------------------

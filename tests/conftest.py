@@ -81,6 +81,12 @@ def tiny_sentiment(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def tiny_reranker(tmp_path_factory):
+    """A random cross-encoder with one output, as MS MARCO's are."""
+    return build_tiny_classifier(tmp_path_factory.mktemp("models") / "tiny-reranker", "sequence", ["LABEL_0"])
+
+
+@pytest.fixture(scope="session")
 def tiny_qa(tmp_path_factory):
     return build_tiny_qa(tmp_path_factory.mktemp("models") / "tiny-qa")
 

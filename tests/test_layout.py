@@ -8,7 +8,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "search"
 #: The modules in the order data flows through them (the CLI, search/cli, comes after all of them).
 LAYERS = """
 errors progress terms entity_keys language metrics e5_small models precision exported finetuned runner markup ingest passages encoders filters store vectors lexical background
-retrieval squad conll labelled reader tagging russian_ner classification enrich distributed writer index server tokenization fill_mask
+retrieval squad conll labelled reader reranker tagging russian_ner classification enrich distributed writer index server tokenization fill_mask
 evaluation training
 """.split()
 

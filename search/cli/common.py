@@ -17,7 +17,7 @@ from ..precision import PRECISIONS
 
 __all__ = [
     "ENCODER_KINDS", "backend_option", "cli", "echo_table", "filter_options", "index_option", "json_option",
-    "reader_option", "precision_option", "wait_option", "waiting_writer", "display_path", "echo_json", "handle_errors", "show_progress",
+    "reader_option", "rerank_options", "make_reranker", "precision_option", "wait_option", "waiting_writer", "display_path", "echo_json", "handle_errors", "show_progress",
 ]
 
 ENCODER_KINDS = ("sentence-transformers", "mean-pooling")
@@ -121,6 +121,24 @@ threshold_option = click.option(
 
 def reader_option(func):
     return click.option("--reader", "reader_model", help="Reader model folder (default: the shipped reader).")(func)
+
+
+def rerank_options(func):
+    """``--rerank MODEL`` and ``--rerank-depth N``."""
+    func = click.option("--rerank-depth", type=click.IntRange(1), default=30, show_default=True,
+                        help="With --rerank: how many retrieved passages it reads and reorders.")(func)
+    return click.option("--rerank", "rerank_model", metavar="MODEL",
+                        help="Reorder the retrieved passages with this cross-encoder (a model folder, e.g. one"
+                             " `search train reranker` made, or a hub id online).")(func)
+
+
+def make_reranker(rerank_model, rerank_depth, precision="auto", backend="auto"):
+    """The ``Reranker`` that ``--rerank`` names, or None."""
+    if not rerank_model:
+        return None
+    from ..reranker import Reranker
+
+    return Reranker(rerank_model, depth=rerank_depth, precision=precision, backend=backend)
 
 
 backend_option = click.option(

@@ -16,9 +16,11 @@ from .common import (
     echo_table,
     handle_errors,
     json_option,
+    make_reranker,
     nprobe_option,
     precision_option,
     reader_option,
+    rerank_options,
     show_progress,
     threshold_option,
 )
@@ -42,19 +44,22 @@ def eval_group():
                    " for English questions against Russian paragraphs.")
 @click.option("--ann", type=click.Choice(ANN_CHOICES), default="auto", show_default=True,
               help="Vector index of each collection (see `search index --help`).")
+@rerank_options
 @nprobe_option
 @precision_option
 @backend_option
 @json_option
 @handle_errors
-def eval_retrieval(collections, modes, model, encoder, cache, documents, ann, nprobe, precision, backend, as_json):
+def eval_retrieval(collections, modes, model, encoder, cache, documents, ann, rerank_model, rerank_depth, nprobe,
+                   precision, backend, as_json):
     """nDCG@10, Recall@1/@100 and MAP on test collections: SMART, TREC or BEIR folders, or SQuAD-format
     files (each question's paragraph is its one relevant document)."""
     from ..evaluation import evaluate_collections
 
     modes = modes or ("lexical", "dense", "hybrid")
     rows = evaluate_collections(collections, modes, model, encoder, cache, precision, progress=show_progress(as_json),
-                                documents=documents, backend=backend, ann=ann, nprobe=nprobe)
+                                documents=documents, backend=backend, ann=ann, nprobe=nprobe,
+                                reranker=make_reranker(rerank_model, rerank_depth, precision, backend))
     if as_json:
         echo_json(rows)
         return

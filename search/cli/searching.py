@@ -15,9 +15,11 @@ from .common import (
     handle_errors,
     index_option,
     json_option,
+    make_reranker,
     nprobe_option,
     precision_option,
     reader_option,
+    rerank_options,
     threshold_option,
 )
 
@@ -55,17 +57,20 @@ def heading(title: str, section: str) -> str:
 @mode_option
 @filter_options
 @click.option("--per-doc", is_flag=True, help="Only the best passage of each document.")
+@rerank_options
 @nprobe_option
 @backend_option
 @json_option
 @handle_errors
-def query(text, index_path, k, mode, per_doc, nprobe, backend, as_json, **filters):
+def query(text, index_path, k, mode, per_doc, rerank_model, rerank_depth, nprobe, backend, as_json, **filters):
     """Search the index for TEXT."""
     from ..filters import from_options
     from ..index import Index
 
+    reranker = make_reranker(rerank_model, rerank_depth, backend=backend)
     with Index.open(index_path, backend=backend) as idx:
-        hits = idx.search(text, k=k, mode=mode, filters=from_options(**filters), per_doc=per_doc, nprobe=nprobe)
+        hits = idx.search(text, k=k, mode=mode, filters=from_options(**filters), per_doc=per_doc, nprobe=nprobe,
+                          reranker=reranker)
     if as_json:
         echo_json([h.to_dict() for h in hits])
         return
@@ -77,7 +82,8 @@ def query(text, index_path, k, mode, per_doc, nprobe, backend, as_json, **filter
 def echo_hits(hits, query: str) -> None:
     for h in hits:
         where = display_path(h.path) + (f", page {h.page}" if h.page else "")
-        click.echo(click.style(f"{h.rank}. {h.score:.3f}  {heading(h.title, h.section)}", bold=True) + f"  ({where})")
+        score = h.score if h.rerank_score is None else h.rerank_score
+        click.echo(click.style(f"{h.rank}. {score:.3f}  {heading(h.title, h.section)}", bold=True) + f"  ({where})")
         click.echo("   " + snippet(h.text, query) + "\n")
 
 
@@ -90,12 +96,14 @@ def echo_hits(hits, query: str) -> None:
 @filter_options
 @threshold_option
 @reader_option
+@rerank_options
 @nprobe_option
 @precision_option
 @backend_option
 @json_option
 @handle_errors
-def ask(question, index_path, k, answers, mode, threshold, reader_model, nprobe, precision, backend, as_json, **filters):
+def ask(question, index_path, k, answers, mode, threshold, reader_model, rerank_model, rerank_depth, nprobe, precision,
+        backend, as_json, **filters):
     """Answer QUESTION with a span from the indexed documents."""
     from ..filters import from_options
     from ..index import Index
@@ -103,10 +111,11 @@ def ask(question, index_path, k, answers, mode, threshold, reader_model, nprobe,
 
     conditions = from_options(**filters)
     reader = Reader(reader_model, precision=precision, backend=backend)
+    searching = dict(mode=mode, filters=conditions, nprobe=nprobe,
+                     reranker=make_reranker(rerank_model, rerank_depth, precision, backend))
     with Index.open(index_path, precision=precision, backend=backend) as idx:
-        found = idx.ask(question, k=k, answers=answers, reader=reader, threshold=threshold, mode=mode,
-                        filters=conditions, nprobe=nprobe)
-        closest = [] if found or as_json else idx.search(question, k=3, mode=mode, filters=conditions, nprobe=nprobe)
+        found = idx.ask(question, k=k, answers=answers, reader=reader, threshold=threshold, **searching)
+        closest = [] if found or as_json else idx.search(question, k=3, **searching)
     if as_json:
         echo_json([f.to_dict() for f in found])
         return

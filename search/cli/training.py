@@ -85,6 +85,16 @@ def train_reader_command(**options):
     _run(train_reader, **options)
 
 
+@train.command(name="reranker")
+@recipe_options("reranker")
+@click.option("--dev-questions", default=600, show_default=True)
+def train_reranker_command(**options):
+    """A cross-encoder for `--rerank`, on a SQuAD-format file: each question's paragraph against a near miss."""
+    from ..training import train_reranker
+
+    _run(train_reranker, **options)
+
+
 @train.command(name="ner")
 @recipe_options("ner")
 @click.option("--case-feature/--no-case-feature", default=True, show_default=True,
