@@ -57,18 +57,20 @@ class ServedIndex:
     replaced, every call on one worker thread."""
 
     def __init__(self, path=None, reader: str | None = None, precision: str = "auto", backend: str = "auto",
-                 threads: int | None = None):
+                 threads: int | None = None, reranker: str | None = None, rerank_depth: int = 30):
         """``threads``: how many threads the models use for one request (None: the runtime's
-        default, one per core)."""
+        default, one per core). ``reranker``: a cross-encoder that reorders every request's hits
+        (unless the request says ``rerank=false``)."""
         if threads:
             set_threads(threads)
         self.path = Path(path) if path else default_index_path()
         self.reader_model = reader
+        self.reranker_model, self.rerank_depth = reranker, rerank_depth
         self.precision = precision
         self.backend = sustained_backend(backend, precision)  # a server starts once: the fastest when warm
         self._index: Index | None = None
         self._inode: int | None = None
-        self._reader = None
+        self._reader = self._reranker = None
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="search-index")
 
     async def run(self, work: Callable):
@@ -113,9 +115,20 @@ class ServedIndex:
             self._reader = Reader(self.reader_model, precision=self.precision, backend=self.backend)
         return self._reader
 
+    @property
+    def reranker(self):
+        """The reranker (None without one), loaded once (on the worker thread)."""
+        if self._reranker is None and self.reranker_model:
+            from .reranker import Reranker
+
+            self._reranker = Reranker(self.reranker_model, depth=self.rerank_depth, precision=self.precision,
+                                      backend=self.backend)
+        return self._reranker
+
     def warm(self) -> None:
-        """Load the encoder and the reader now rather than at the first request (when the index exists)."""
-        self._worker.submit(self._call, lambda index: index.ask("warm up", k=1, reader=self.reader, threshold=None)).result()
+        """Load the encoder, the reader and the reranker now rather than at the first request (when the index exists)."""
+        self._worker.submit(self._call, lambda index: index.ask("warm up", k=1, reader=self.reader, threshold=None,
+                                                                reranker=self.reranker)).result()
 
     def close(self) -> None:
         self._worker.submit(self._drop).result()
@@ -145,6 +158,8 @@ Entities = Annotated[list[str], Query(description="[LABEL=]TEXT: passages mentio
 EntityLabels = Annotated[list[str], Query(description="PER, ORG, LOC, MISC: passages mentioning any entity of this type.")]
 Sentiment = Annotated[Literal["positive", "negative"] | None, Query(description="Passages of this sentiment.")]
 Labels = Annotated[list[str], Query(description="TASK=LABEL: passages a classifier gave this label (repeatable).")]
+Rerank = Annotated[bool, Query(description="Reorder the hits with the server's reranker (`search serve --rerank`;"
+                                           " without one, no effect).")]
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -193,9 +208,10 @@ def create_app(served: ServedIndex) -> FastAPI:
                                 " (the query words' offsets in its text).")
     async def search(q: Q, k: Annotated[int, Query(ge=1, le=MAX_K)] = 10, mode: Mode = "hybrid",
                      filter: Filters = [], entity: Entities = [], entity_label: EntityLabels = [],
-                     sentiment: Sentiment = None, label: Labels = [], per_doc: bool = False):
+                     sentiment: Sentiment = None, label: Labels = [], per_doc: bool = False, rerank: Rerank = True):
         conditions = from_options(filter, entity, entity_label, sentiment, label)
-        hits = await served.run(lambda index: index.search(q, k=k, mode=mode, filters=conditions, per_doc=per_doc))
+        hits = await served.run(lambda index: index.search(q, k=k, mode=mode, filters=conditions, per_doc=per_doc,
+                                                           reranker=served.reranker if rerank else None))
         return [h.to_dict() | {"highlights": highlight_spans(h.text, q)} for h in hits]
 
     @app.get("/ask", summary="Answers to q with their spans, as `search ask --json`: an empty list when none is"
@@ -207,13 +223,14 @@ def create_app(served: ServedIndex) -> FastAPI:
                   threshold: Annotated[str | None, Query(description="A confidence from 0 to 1 below which there is"
                                                          " no answer; 'off' always answers.")] = None,
                   mode: Mode = "hybrid", filter: Filters = [], entity: Entities = [],
-                  entity_label: EntityLabels = [], sentiment: Sentiment = None, label: Labels = []):
+                  entity_label: EntityLabels = [], sentiment: Sentiment = None, label: Labels = [],
+                  rerank: Rerank = True):
         conditions = from_options(filter, entity, entity_label, sentiment, label)
         limit = _threshold(threshold)
 
         def answer(index):
             found = index.ask(q, k=k, answers=answers, reader=served.reader, threshold=limit, mode=mode,
-                              filters=conditions)
+                              filters=conditions, reranker=served.reranker if rerank else None)
             return found, None if found else served.reader.unread_language(q, index.search(
                 q, k=k, mode=mode, filters=conditions))
 

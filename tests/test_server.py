@@ -184,3 +184,20 @@ def test_ask_says_in_a_header_when_the_reader_does_not_read_the_question(index_p
     with TestClient(create_app(ServedIndex(index_path))) as client:  # the shipped reader: English only
         got = client.get("/ask", params={"q": "Кто основал Москву?"})
     assert got.json() == [] and "The question looks like Russian" in got.headers["X-Search-Note"]
+
+
+def test_a_server_with_a_reranker_reorders_hits_unless_asked_not_to(index_path, tiny_qa, tiny_reranker):
+    from search.reranker import Reranker
+
+    backend = sustained_backend("auto", "auto")
+    with Index.open(index_path, backend=backend) as idx:
+        expected = idx.search("cat mat", k=3, reranker=Reranker(tiny_reranker, depth=5, backend=backend))
+        plain = idx.search("cat mat", k=3)
+    served = ServedIndex(index_path, reader=tiny_qa, reranker=tiny_reranker, rerank_depth=5)
+    with TestClient(create_app(served)) as client:
+        hits = client.get("/search", params={"q": "cat mat", "k": 3}).json()
+        assert [h["passage_id"] for h in hits] == [h.passage_id for h in expected]
+        assert [h["rerank_score"] for h in hits] == pytest.approx([h.rerank_score for h in expected], abs=1e-4)
+        unranked = client.get("/search", params={"q": "cat mat", "k": 3, "rerank": "false"}).json()
+        assert [(h["passage_id"], h["rerank_score"]) for h in unranked] == [(h.passage_id, None) for h in plain]
+        assert client.get("/ask", params={"q": "Who published BERT?", "threshold": "off"}).json()

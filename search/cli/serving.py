@@ -9,7 +9,16 @@ import socket
 
 import click
 
-from .common import backend_option, cli, display_path, handle_errors, index_option, precision_option, reader_option
+from .common import (
+    backend_option,
+    cli,
+    display_path,
+    handle_errors,
+    index_option,
+    precision_option,
+    reader_option,
+    rerank_options,
+)
 
 
 def _loopback(host: str) -> bool:
@@ -26,10 +35,11 @@ def _loopback(host: str) -> bool:
 @click.option("--port", default=8000, show_default=True, help="Port to listen on.")
 @click.option("--threads", type=click.IntRange(1), help="Threads the models use per request. Default: one per core.")
 @reader_option
+@rerank_options
 @precision_option
 @backend_option
 @handle_errors
-def serve(index_path, host, port, threads, reader_model, precision, backend):
+def serve(index_path, host, port, threads, reader_model, rerank_model, rerank_depth, precision, backend):
     """Serve the index over HTTP: a web page at / and a JSON API (its reference at /docs).
 
     Read-only; the models load once. While `search index` writes to the index from another
@@ -47,7 +57,8 @@ def serve(index_path, host, port, threads, reader_model, precision, backend):
         else:
             reason = os.strerror(exc.errno) if exc.errno and exc.errno > 0 else "not a host name or address of this machine"
         raise click.ClickException(f"Cannot listen on {host} port {port}: {reason}.") from exc
-    served = ServedIndex(index_path, reader=reader_model, precision=precision, backend=backend, threads=threads)
+    served = ServedIndex(index_path, reader=reader_model, precision=precision, backend=backend, threads=threads,
+                         reranker=rerank_model, rerank_depth=rerank_depth)
     if not _loopback(host):
         click.echo(f"Warning: listening on {host}: anyone who can reach this machine can search the index"
                    " (there is no authentication).", err=True)
