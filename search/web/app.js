@@ -88,7 +88,7 @@ function renderHits(hits) {
   $("hits").replaceChildren(...hits.map((hit) => el("li", { class: hit.code ? "hit code" : "hit" },
     documentLink(hit.document_id, { passage: hit.passage_id },
                  hit.section ? `${hit.title} › ${hit.section}` : hit.title),
-    el("div", { class: "where" }, `${where(hit)} · score ${hit.score.toFixed(3)}`),
+    el("div", { class: "where" }, `${where(hit)} · score ${(hit.rerank_score ?? hit.score).toFixed(3)}`),
     snippet(hit))));
 }
 
