@@ -53,14 +53,26 @@ def detect_language(text: str) -> str:
 def detect_languages(texts: Sequence[str]) -> list[str]:
     """``detect_language`` of each text."""
     samples = [text[:SAMPLE_CHARS] for text in texts]
-    letters = [sum(map(str.isalpha, sample)) for sample in samples]
-    latin = [sum(map(str.isalpha, _NOT_LATIN.sub("", sample))) for sample in samples]
-    asked = [i for i, n in enumerate(letters) if n]
+    counts = [_letters(sample) for sample in samples]
+    asked = [i for i, (letters, _) in enumerate(counts) if letters]
     out = [""] * len(texts)
     for i, (code, probability) in zip(asked, _classify([samples[i] for i in asked])):
-        if latin[i] < letters[i] / 2 or (letters[i] >= MIN_LETTERS and probability >= MIN_CONFIDENCE):
+        letters, latin = counts[i]
+        if latin < letters / 2 or (letters >= MIN_LETTERS and probability >= MIN_CONFIDENCE):
             out[i] = code
     return out
+
+
+def script(text: str) -> str:
+    """"latin" when most letters of ``text``'s start are Latin, "other" when most are not, "" when
+    it has no letter."""
+    letters, latin = _letters(text[:SAMPLE_CHARS])
+    return "" if not letters else "latin" if latin >= letters / 2 else "other"
+
+
+def _letters(sample: str) -> tuple[int, int]:
+    """How many letters ``sample`` has, and how many of them are Latin."""
+    return sum(map(str.isalpha, sample)), sum(map(str.isalpha, _NOT_LATIN.sub("", sample)))
 
 
 _NOT_LATIN = re.compile("[^\u0000-\u024f]")  # beyond Latin Extended-B

@@ -309,6 +309,14 @@ class Store:
         present = [i for i in ids if i in found]
         return present, vectors_from_blobs([found[i] for i in present], self.dimension)
 
+    def text_starts(self, ids: list[int], chars: int) -> dict[int, str]:
+        """The first ``chars`` characters of the text of those of passages ``ids`` that exist."""
+        found: dict[int, str] = {}
+        for chunk in chunks(ids):
+            found.update(self.conn.execute(f"SELECT id, substr(text, 1, ?) FROM passages WHERE id IN ({marks(chunk)})",
+                                           [chars, *chunk]))
+        return found
+
     def passages_without_vectors(self) -> list[tuple[int, str, str | None, str]]:
         """(id, document title, section, text) of passages that have no vector."""
         return list(self.conn.execute("SELECT p.id, d.title, p.section, p.text FROM passages p"

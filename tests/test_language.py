@@ -9,7 +9,7 @@ import pytest
 from search import Index
 from search.enrich import EntityEnricher
 from search.filters import EntityFilter
-from search.language import SAMPLE_CHARS, _classify, _identifier, detect_language, detect_languages
+from search.language import SAMPLE_CHARS, _classify, _identifier, detect_language, detect_languages, script
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -110,6 +110,28 @@ def test_hits_carry_their_language_and_filter_on_it(tmp_path, tiny_model):
         assert {h.path: h.language for h in index.search("mountain", k=5, mode="dense")} == {"ru": "ru", "en": "en"}
         assert [h.path for h in index.search("mountain", k=5, mode="dense", filters=["language=ru"])] == ["ru"]
         assert [h.path for h in index.search("mountain", k=5, mode="dense", filters={"language": "EN"})] == ["en"]
+
+
+@pytest.mark.parametrize("text, written_in", [
+    ("Who founded Moscow?", "latin"), ("Кто основал Москву?", "other"), ("Wer gründete Moskau?", "latin"),
+    ("Москва (Moscow) — столица", "other"), ("東京は日本の首都です", "other"), ("1953 — 2024", ""), ("", ""),
+])
+def test_script(text, written_in):
+    assert script(text) == written_in
+
+
+def test_bm25_counts_in_hybrid_search_only_for_passages_in_the_query_script(tmp_path, tiny_model):
+    with Index.create(tmp_path / "ix", model=tiny_model) as index:
+        index.add_texts(["Эверест впервые покорили в 1953 году Хиллари (Hillary) и Тенцинг.",
+                         "Everest was first climbed in 1953 by Hillary and Tenzing.",
+                         "1953: 8848."], ids=["ru", "en", "no letters"])
+        lexical = {h.path: h.lexical_score for h in index.search("Hillary 1953", k=5, mode="lexical")}
+        assert set(lexical) == {"ru", "en", "no letters"}  # lexical search alone is as it was
+        hybrid = {h.path: h.lexical_score for h in index.search("Hillary 1953", k=5)}
+        assert hybrid["ru"] is None and hybrid["en"] == lexical["en"] and hybrid["no letters"] == lexical["no letters"]
+        russian = {h.path: h.lexical_score for h in index.search("Хиллари 1953", k=5)}
+        assert russian["en"] is None and russian["ru"] is not None
+        assert {h.path for h in index.search("1953", k=5) if h.lexical_score is not None} == set(lexical)
 
 
 @pytest.mark.parametrize("written, as_filtered", [
