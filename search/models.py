@@ -33,15 +33,16 @@ BUNDLED = {
 }
 
 
-def resolve_model(name: str | os.PathLike) -> str:
+def resolve_model(name: str | os.PathLike, bundled: dict = BUNDLED) -> str:
     """Return a local folder for ``name``, or the hub id itself when online use is allowed.
 
-    Tried in order: a bundled alias, an existing local directory, a hub id (only when
-    ``HF_HUB_OFFLINE`` is not set, or the id is already in the local Hugging Face cache).
+    Tried in order: an alias of ``bundled`` (the encoders; task models pass none, as an encoder
+    with a new, untrained head would run without a word), an existing local directory, a hub id
+    (only when ``HF_HUB_OFFLINE`` is not set, or the id is already in the local Hugging Face cache).
     """
     text = str(name)
     tried = []
-    loader = BUNDLED.get(text.lower())
+    loader = bundled.get(text.lower())
     if loader is not None:
         try:
             path = loader()
@@ -70,8 +71,8 @@ def resolve_model(name: str | os.PathLike) -> str:
     raise ModelNotFound(
         f"Cannot load model {text!r}. Tried:\n  - "
         + "\n  - ".join(tried)
-        + "\nUse a bundled alias (" + ", ".join(sorted(BUNDLED)) + "), a local model folder,"
-        " or a Hugging Face hub id while online."
+        + "\nUse " + (f"a bundled alias ({', '.join(sorted(bundled))}), " if bundled else "")
+        + "a local model folder, or a Hugging Face hub id while online."
     )
 
 

@@ -55,7 +55,7 @@ class ModelRunner:
         if default is not None and self.model_name == str(default) and not default.is_dir():
             raise ModelNotFound(f"The default {self.what} is not installed ({default} is missing). Train one with"
                                 f" `{self.train_hint}`, then pass its best/ folder.")
-        return resolve_model(self.model_name)
+        return resolve_model(self.model_name, bundled={})
 
     def _float32_model(self):
         import transformers

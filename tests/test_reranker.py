@@ -3,6 +3,7 @@ import json
 import numpy as np
 import pytest
 
+from search.errors import ModelNotFound
 from search.reranker import Reranker, relevance
 from search.retrieval import Hit
 
@@ -39,6 +40,14 @@ def test_onnx_scores_match_torch(tiny_reranker, tmp_path, monkeypatch):
     on = {b: Reranker(tiny_reranker, backend=b, precision="float32").scores("bm25 ranking", PASSAGES)
           for b in ("torch", "onnx")}
     assert np.allclose(on["torch"], on["onnx"], atol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["minilm", "multilingual", "/nonexistent/reranker"])
+def test_an_encoder_alias_or_a_missing_folder_is_no_reranker(name):
+    """An encoder under a new, untrained classification head would rerank at random without a word."""
+    with pytest.raises(ModelNotFound) as error:
+        Reranker(name).path
+    assert "alias" not in str(error.value) and "a local model folder" in str(error.value)
 
 
 def test_rerank_orders_the_first_depth_hits_by_score_and_keeps_the_rest(tiny_reranker):
