@@ -229,10 +229,11 @@ def create_app(served: ServedIndex) -> FastAPI:
         limit = _threshold(threshold)
 
         def answer(index):
-            found = index.ask(q, k=k, answers=answers, reader=served.reader, threshold=limit, mode=mode,
-                              filters=conditions, reranker=served.reranker if rerank else None)
-            return found, None if found else served.reader.unread_language(q, index.search(
-                q, k=k, mode=mode, filters=conditions))
+            from .reader import answers_from_hits
+
+            hits = index.search(q, k=k, mode=mode, filters=conditions, reranker=served.reranker if rerank else None)
+            found = answers_from_hits(served.reader, q, hits, answers, threshold=limit)
+            return found, None if found else served.reader.unread_language(q, hits)
 
         found, note = await served.run(answer)
         if note:

@@ -89,6 +89,17 @@ def test_cli_query_and_ask_rerank(run, corpus, tiny_model, tiny_reranker, tiny_q
     assert answers and answers[0]["text"]
 
 
+def test_ask_without_an_answer_shows_the_passages_it_read_reranked_once(run, corpus, tiny_model, tiny_reranker, tiny_qa,
+                                                                        monkeypatch):
+    run("index", corpus, "--model", tiny_model)
+    read = []
+    scores = Reranker.scores
+    monkeypatch.setattr(Reranker, "scores", lambda self, query, passages: read.append(passages) or scores(self, query, passages))
+    shown = run("ask", "when did apollo land", "--reader", tiny_qa, "--threshold", "1", "--rerank", tiny_reranker).output
+    assert "No answer found" in shown and "The passages that come closest" in shown
+    assert len(read) == 1
+
+
 def test_reranker_pairs_put_each_question_with_its_paragraph_and_a_near_miss():
     from search.squad import QAExample
     from search.training import pairwise_accuracy, reranker_pairs

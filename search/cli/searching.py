@@ -107,15 +107,15 @@ def ask(question, index_path, k, answers, mode, threshold, reader_model, rerank_
     """Answer QUESTION with a span from the indexed documents."""
     from ..filters import from_options
     from ..index import Index
-    from ..reader import Reader
+    from ..reader import Reader, answers_from_hits
 
     conditions = from_options(**filters)
     reader = Reader(reader_model, precision=precision, backend=backend)
-    searching = dict(mode=mode, filters=conditions, nprobe=nprobe,
-                     reranker=make_reranker(rerank_model, rerank_depth, precision, backend))
+    reranker = make_reranker(rerank_model, rerank_depth, precision, backend)
     with Index.open(index_path, precision=precision, backend=backend) as idx:
-        found = idx.ask(question, k=k, answers=answers, reader=reader, threshold=threshold, **searching)
-        closest = [] if found or as_json else idx.search(question, k=3, **searching)
+        hits = idx.search(question, k=k, mode=mode, filters=conditions, nprobe=nprobe, reranker=reranker)
+        found = answers_from_hits(reader, question, hits, answers, threshold=threshold)
+    closest = [] if found or as_json else hits[:3]
     if as_json:
         echo_json([f.to_dict() for f in found])
         return
