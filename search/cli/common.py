@@ -67,15 +67,13 @@ def echo_json(data) -> None:
 
 def echo_table(rows: list[dict], columns: list[tuple[str, str, int, str]]) -> None:
     """Rows as a text table; ``columns`` are (heading, key, width, format); a negative width aligns
-    left; a row without a key leaves its cell blank."""
-
-    def cell(value, width: int, spec: str) -> str:
-        text = "" if value is None else format(value, spec)
-        return text.ljust(-width) if width < 0 else text.rjust(width)
-
-    click.echo("".join(cell(heading, width, "") for heading, _, width, _ in columns))
-    for row in rows:
-        click.echo("".join(cell(row.get(key), width, spec) for _, key, width, spec in columns))
+    left; a column widens to its longest cell and a space; a row without a key leaves its cell blank."""
+    table = [[heading for heading, *_ in columns]]
+    table += [["" if row.get(key) is None else format(row[key], spec) for _, key, _, spec in columns] for row in rows]
+    widths = [max(abs(width), *(len(line[c]) + 1 for line in table)) for c, (_, _, width, _) in enumerate(columns)]
+    for line in table:
+        click.echo("".join(text.ljust(w) if width < 0 else text.rjust(w)
+                           for text, w, (_, _, width, _) in zip(line, widths, columns)).rstrip())
 
 
 def show_progress(as_json: bool) -> bool:
