@@ -37,3 +37,19 @@ def test_russian_entities_are_whole_words_of_xquad_ru_passages():
             name = text[start:end]
             assert label in data["labels"] and name == name.strip() and name[0].isupper()
             assert (start == 0 or not text[start - 1].isalnum()) and (end == len(text) or not text[end].isalnum())
+
+
+def test_mixed_xquad_is_parallel_to_xquad_and_half_russian(tmp_path):
+    import subprocess
+    import sys
+
+    from search.evaluation import squad_collection
+    from search.language import script
+
+    root = Path(__file__).resolve().parents[1]
+    xquad = root.parent / "shared" / "data" / "xquad"
+    subprocess.run([sys.executable, root / "evals" / "mixed-xquad" / "build.py", xquad, tmp_path / "mixed.json"], check=True)
+    english = squad_collection(xquad / "xquad.en.json", tmp_path / "mixed.json")
+    assert len(english.documents) == 240 and len(english.queries) == 1190
+    scripts = {doc: script(text) for doc, text in english.documents.items()}
+    assert {doc for doc, written in scripts.items() if written == "other"} == {d for d in scripts if int(d.split("-")[0]) % 2}

@@ -10,6 +10,7 @@ from search import Index
 from search.enrich import EntityEnricher
 from search.filters import EntityFilter
 from search.language import SAMPLE_CHARS, _classify, _identifier, detect_language, detect_languages, script
+from search.retrieval import minmax, rrf_fusion, weighted_fusion
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -132,6 +133,29 @@ def test_bm25_counts_in_hybrid_search_only_for_passages_in_the_query_script(tmp_
         russian = {h.path: h.lexical_score for h in index.search("Хиллари 1953", k=5)}
         assert russian["en"] is None and russian["ru"] is not None
         assert {h.path for h in index.search("1953", k=5) if h.lexical_score is not None} == set(lexical)
+
+
+def test_passages_in_another_script_rank_by_their_dense_score_alone(tmp_path, tiny_model):
+    with Index.create(tmp_path / "ix", model=tiny_model) as index:
+        index.add_texts(["Эверест впервые покорили в 1953 году Хиллари (Hillary) и Тенцинг.",
+                         "Everest was first climbed in 1953 by Hillary and Tenzing.",
+                         "Mount Everest is in the Himalaya.", "K2 is in the Karakoram.", "0 0 0 0 0 0 0 0"],
+                        ids=["ru", "en", "everest", "k2", "zeros"])
+        hits = {h.path: h for h in index.search("Hillary 1953 Everest", k=10)}
+        dense = {path: h.dense_score for path, h in hits.items()}
+        lexical = {path: h.lexical_score for path, h in hits.items() if h.lexical_score is not None}
+        assert set(hits) == {"ru", "en", "everest", "k2", "zeros"} and set(lexical) == {"en", "everest"}
+        d, lex = minmax(dense), minmax(lexical)
+        assert 0 < d["ru"] < 1 and hits["ru"].score == pytest.approx(d["ru"])
+        for path in ("en", "everest", "k2", "zeros"):
+            assert hits[path].score == pytest.approx(0.7 * d[path] + 0.3 * lex.get(path, 0.0))
+
+
+def test_fusions_rank_unjudged_passages_by_their_dense_score():
+    dense, lexical = {1: 0.9, 2: 0.5, 3: 0.1}, {2: 4.0, 3: 2.0}
+    assert weighted_fusion(dense, lexical, 0.7) == pytest.approx({1: 0.7, 2: 0.65, 3: 0.0})
+    assert weighted_fusion(dense, lexical, 0.7, unjudged=frozenset({1})) == pytest.approx({1: 1.0, 2: 0.65, 3: 0.0})
+    assert rrf_fusion(dense, lexical, 60, unjudged=frozenset({1})) == pytest.approx({1: 2 / 61, 2: 1 / 62 + 1 / 61, 3: 1 / 63 + 1 / 62})
 
 
 @pytest.mark.parametrize("written, as_filtered", [
