@@ -41,7 +41,8 @@ def snippet(text: str, query: str, width: int = 500) -> str:
 mode_option = click.option(
     "--mode", type=click.Choice(["hybrid", "dense", "lexical"]), default="hybrid", show_default=True,
     help="hybrid: meaning and words, score 0 to 1 (0.7 x the dense score + 0.3 x BM25, each scaled so that the"
-         " best candidate scores 1; passages in another script than the query's: the dense score alone); dense: meaning only, cosine similarity (-1 to 1); lexical: words only, BM25"
+         " best candidate scores 1; passages in another script than the query's: the dense score alone);"
+         " dense: meaning only, cosine similarity (-1 to 1); lexical: words only, BM25"
          " (0 up, grows with the number and rarity of matching words). Scores of different modes do not compare.")
 
 
