@@ -368,14 +368,21 @@ class Index:
         empty list when the reader's best answer has less confidence than ``threshold`` (the
         default: the reader's calibrated threshold; None: always answer).
 
-        ``reader`` is a ``Reader`` (default: the shipped one, loaded once per index).
+        ``reader`` is a ``Reader`` (default: ``default_reader()``, loaded once per index).
         """
-        from .reader import Reader, answers_from_hits
+        from .reader import answers_from_hits
 
         if reader is None:
-            reader = self.__dict__.setdefault("_reader", Reader())
+            reader = self.__dict__.setdefault("_reader", self.default_reader())
         hits = self.search(question, k=k, **search_options)
         return answers_from_hits(reader, question, hits, answers, threshold=threshold)
+
+    def default_reader(self, **options):
+        """The shipped ``Reader`` for this index's encoder: the multilingual reader for an index built
+        with the multilingual encoder, else the English one."""
+        from .reader import Reader
+
+        return Reader.for_encoder(self.meta["model"], **options)
 
     def holds_documents_outside(self, folder: Path) -> bool:
         """Whether any document of the index comes from elsewhere than ``folder`` (texts included)."""

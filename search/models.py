@@ -33,6 +33,11 @@ BUNDLED = {
 }
 
 
+def is_multilingual(name: str | os.PathLike) -> bool:
+    """Whether ``name`` is the bundled multilingual encoder (by any of its aliases)."""
+    return BUNDLED.get(str(name).lower()) is _multilingual_e5
+
+
 def resolve_model(name: str | os.PathLike, bundled: dict = BUNDLED) -> str:
     """Return a local folder for ``name``, or the hub id itself when online use is allowed.
 

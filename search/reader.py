@@ -23,8 +23,15 @@ from .runner import ModelRunner
 
 #: The reader this project trains and ships (see its finetuned.json for data, recipe and metrics).
 DEFAULT_READER = Path(__file__).resolve().parent / "reader_model"
+#: Trained from multilingual-e5-small on SQuAD (English): reads Russian and other languages zero-shot.
+MULTILINGUAL_READER = Path(__file__).resolve().parent / "multilingual_reader_model"
 #: The languages the shipped reader reads: it was trained on SQuAD, in English.
 SHIPPED_LANGUAGES = frozenset({"en"})
+
+
+def shipped_readers() -> dict[str, Path]:
+    """The readers this project ships, by the names ``Reader`` and ``--reader`` take."""
+    return {"english": DEFAULT_READER, "multilingual": MULTILINGUAL_READER}
 
 
 @dataclass
@@ -95,7 +102,8 @@ class Reader(ModelRunner):
     """``Reader(model).read(question, passages)`` returns ranked answers, or none when it is not sure.
 
     ``model`` is a folder of an ``AutoModelForQuestionAnswering`` (or one made by ``search train
-    reader``) or a hub id (online only); ``Reader()`` loads the reader this project ships.
+    reader``), a hub id (online only), or a shipped reader by name: ``Reader()`` or
+    ``Reader("english")`` loads the English one, ``Reader("multilingual")`` the multilingual one.
     """
 
     auto_class = "AutoModelForQuestionAnswering"
@@ -105,13 +113,25 @@ class Reader(ModelRunner):
 
     def __init__(self, model: str | None = None, max_length: int = 256, stride: int = 96, max_answer_tokens: int = 30,
                  top_n: int = 20, batch_size: int = 16, precision: str = "auto", backend: str = "auto"):
-        super().__init__(model, precision, backend)
+        super().__init__(shipped_readers().get(str(model).lower(), model) if model else None, precision, backend)
         self.max_length, self.stride = max_length, stride
         self.max_answer_tokens, self.top_n, self.batch_size = max_answer_tokens, top_n, batch_size
 
     @classmethod
     def default_model(cls) -> Path:
         return DEFAULT_READER
+
+    @classmethod
+    def shipped_models(cls) -> list[Path]:
+        return list(shipped_readers().values())
+
+    @classmethod
+    def for_encoder(cls, encoder_model: str, **options) -> "Reader":
+        """The shipped reader for an index built with ``encoder_model``: the multilingual one for the
+        multilingual encoder, else the English one."""
+        from .models import is_multilingual
+
+        return cls("multilingual" if is_multilingual(encoder_model) else None, **options)
 
     @property
     def languages(self) -> frozenset[str] | None:

@@ -49,11 +49,15 @@ class ModelRunner:
         runner.__dict__.update(model=model, tokenizer=tokenizer, session=None)
         return runner
 
+    @classmethod
+    def shipped_models(cls) -> list[Path]:
+        """The folders this project ships for the task."""
+        return [cls.default_model()] if cls.default_model() else []
+
     @cached_property
     def path(self) -> str:
-        default = self.default_model()
-        if default is not None and self.model_name == str(default) and not default.is_dir():
-            raise ModelNotFound(f"The default {self.what} is not installed ({default} is missing). Train one with"
+        if any(self.model_name == str(f) and not f.is_dir() for f in self.shipped_models()):
+            raise ModelNotFound(f"The {self.what} {self.model_name} is not installed. Train one with"
                                 f" `{self.train_hint}`, then pass its best/ folder.")
         return resolve_model(self.model_name, bundled={})
 

@@ -70,7 +70,8 @@ class ServedIndex:
         self.backend = sustained_backend(backend, precision)  # a server starts once: the fastest when warm
         self._index: Index | None = None
         self._inode: int | None = None
-        self._reader = self._reranker = None
+        self._reader = None  # (what it was chosen by, the Reader)
+        self._reranker = None
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="search-index")
 
     async def run(self, work: Callable):
@@ -106,14 +107,17 @@ class ServedIndex:
             self._index.close()
             self._index = None
 
-    @property
-    def reader(self):
-        """The reader, loaded once (on the worker thread)."""
-        if self._reader is None:
-            from .reader import Reader
+    def reader_for(self, index: Index):
+        """The reader ``--reader`` named, or the index's default (``Index.default_reader``), each
+        loaded once (on the worker thread)."""
+        from .reader import Reader
 
-            self._reader = Reader(self.reader_model, precision=self.precision, backend=self.backend)
-        return self._reader
+        key = self.reader_model or index.meta["model"]
+        if self._reader is None or self._reader[0] != key:
+            options = dict(precision=self.precision, backend=self.backend)
+            reader = Reader(self.reader_model, **options) if self.reader_model else index.default_reader(**options)
+            self._reader = (key, reader)
+        return self._reader[1]
 
     @property
     def reranker(self):
@@ -127,8 +131,8 @@ class ServedIndex:
 
     def warm(self) -> None:
         """Load the encoder, the reader and the reranker now rather than at the first request (when the index exists)."""
-        self._worker.submit(self._call, lambda index: index.ask("warm up", k=1, reader=self.reader, threshold=None,
-                                                                reranker=self.reranker)).result()
+        self._worker.submit(self._call, lambda index: index.ask("warm up", k=1, reader=self.reader_for(index),
+                                                                threshold=None, reranker=self.reranker)).result()
 
     def close(self) -> None:
         self._worker.submit(self._drop).result()
@@ -231,9 +235,10 @@ def create_app(served: ServedIndex) -> FastAPI:
         def answer(index):
             from .reader import answers_from_hits
 
+            reader = served.reader_for(index)
             hits = index.search(q, k=k, mode=mode, filters=conditions, reranker=served.reranker if rerank else None)
-            found = answers_from_hits(served.reader, q, hits, answers, threshold=limit)
-            return found, None if found else served.reader.unread_language(q, hits)
+            found = answers_from_hits(reader, q, hits, answers, threshold=limit)
+            return found, None if found else reader.unread_language(q, hits)
 
         found, note = await served.run(answer)
         if note:

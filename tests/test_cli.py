@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import pytest
 from safetensors.torch import load_file
@@ -277,3 +278,37 @@ def test_shell_completion_lists_commands_and_options():
     assert complete("search", "qu") == ["query"]
     assert complete("search", "query", "--mo") == ["--mode"]
     assert complete("search", "query", "--mode", "") == ["hybrid", "dense", "lexical"]
+
+
+def test_readers_by_name_and_the_default_follows_the_index_encoder(run, corpus, tiny_model, tiny_qa, tmp_path,
+                                                                  monkeypatch):
+    from search import Index
+    from search import reader as reader_module
+    from search.errors import ModelNotFound
+    from search.reader import Reader
+
+    monkeypatch.setattr(reader_module, "MULTILINGUAL_READER", tmp_path / "absent")
+    with pytest.raises(ModelNotFound, match="search train reader"):
+        Reader("multilingual").path
+    monkeypatch.setattr(reader_module, "MULTILINGUAL_READER", Path(tiny_qa))
+    assert Reader("Multilingual").model_name == tiny_qa and Reader("english").model_name == Reader().model_name
+    assert Reader.for_encoder("multilingual-e5-small").model_name == tiny_qa
+    assert Reader.for_encoder("intfloat/multilingual-e5-small").languages is None  # reads any language
+    assert Reader.for_encoder(tiny_model).model_name == str(reader_module.DEFAULT_READER)
+
+    run("index", corpus, "--model", tiny_model)
+    with Index.open(tmp_path / "ix") as index:
+        assert index.default_reader().model_name == str(reader_module.DEFAULT_READER)
+    found = json.loads(run("ask", "when did apollo land", "--reader", "multilingual", "--json").output)
+    assert found == json.loads(run("ask", "when did apollo land", "--reader", tiny_qa, "--json").output)
+
+
+def test_an_index_of_the_multilingual_encoder_asks_the_multilingual_reader(run, corpus, tiny_qa, monkeypatch):
+    from search import reader as reader_module
+
+    monkeypatch.setattr(reader_module, "MULTILINGUAL_READER", Path(tiny_qa))
+    run("index", corpus, "--model", "multilingual")
+    question = ("ask", "when did apollo land", "--threshold", "off", "--json")
+    assert json.loads(run(*question).output) == json.loads(run(*question, "--reader", tiny_qa).output)
+    monkeypatch.setattr(reader_module, "MULTILINGUAL_READER", Path(tiny_qa).parent / "absent")
+    assert "search train reader" in run(*question, ok=False).output

@@ -118,7 +118,8 @@ threshold_option = click.option(
 
 
 def reader_option(func):
-    return click.option("--reader", "reader_model", help="Reader model folder (default: the shipped reader).")(func)
+    return click.option("--reader", "reader_model", help="Reader: a model folder, or `english` or `multilingual`"
+                        " (default: the multilingual one for an index built with --model multilingual, else English).")(func)
 
 
 def rerank_options(func):

@@ -111,9 +111,10 @@ def ask(question, index_path, k, answers, mode, threshold, reader_model, rerank_
     from ..reader import Reader, answers_from_hits
 
     conditions = from_options(**filters)
-    reader = Reader(reader_model, precision=precision, backend=backend)
     reranker = make_reranker(rerank_model, rerank_depth, precision, backend)
     with Index.open(index_path, precision=precision, backend=backend) as idx:
+        options = dict(precision=precision, backend=backend)
+        reader = Reader(reader_model, **options) if reader_model else idx.default_reader(**options)
         hits = idx.search(question, k=k, mode=mode, filters=conditions, nprobe=nprobe, reranker=reranker)
         found = answers_from_hits(reader, question, hits, answers, threshold=threshold)
     closest = [] if found or as_json else hits[:3]
