@@ -42,3 +42,27 @@ def test_ask_the_demo_corpus(tmp_path):
     assert "2018" in answer["text"] and answer["path"].endswith("bert.md")
     hits = json.loads(runner.invoke(cli, ["query", "space flight", "--entity", "PER=Neil Armstrong", "--json"], env=env).output)
     assert [h["path"].rsplit("/", 1)[1] for h in hits] == ["apollo-11.md"]
+
+
+MOSCOW = ("Москва — столица России. Первое упоминание о Москве в летописях относится к 1147 году. Основателем "
+          "Москвы традиционно считается Юрий Долгорукий.\n\nМосковский метрополитен открылся 15 мая 1935 года.")
+
+
+@pytest.mark.parametrize("question, expected", [("Кто основал Москву?", "Юрий Долгорукий"),
+                                                ("Who founded Moscow?", "Юрий Долгорукий"),
+                                                ("Когда открылось московское метро?", "15 мая 1935")])
+def test_multilingual_reader_answers_russian_and_english_questions_on_russian_text(question, expected):
+    from search import Reader
+
+    best = Reader("multilingual").read(question, [MOSCOW], threshold=None)[0]
+    assert best.text.startswith(expected) and MOSCOW[best.start : best.end] == best.text
+
+
+def test_ask_an_index_of_russian_documents_in_russian(tmp_path):
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "moskva.txt").write_text(MOSCOW, encoding="utf-8")
+    runner = CliRunner()
+    env = {"SEARCH_INDEX": str(tmp_path / "ix")}
+    assert runner.invoke(cli, ["index", str(tmp_path / "docs"), "--model", "multilingual"], env=env).exit_code == 0
+    (answer,) = json.loads(runner.invoke(cli, ["ask", "Кто основал Москву?", "--answers", "1", "--json"], env=env).output)
+    assert answer["text"] == "Юрий Долгорукий" and answer["path"].endswith("moskva.txt")
