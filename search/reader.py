@@ -150,7 +150,8 @@ class Reader(ModelRunner):
         not read, or every one of ``hits`` is; else None."""
         from .language import detect_language, named, readable_by
 
-        reads = f"the shipped reader reads {named(self.languages or ())} only (--reader takes one of your own)"
+        reads = (f"the shipped reader reads {named(self.languages or ())} only"
+                 " (--reader multilingual reads other languages)")
         language = detect_language(question)
         if not readable_by(self.languages, language):
             return f"The question looks like {named([language])}; {reads}."
