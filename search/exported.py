@@ -220,7 +220,7 @@ def onnx_precision(precision: str) -> str | None:
     return {"auto": "int8", "int8": "int8", "float32": "float32"}.get(precision)
 
 
-def quantize(path: Path) -> Path:
+def quantize(path: Path, feed_forward: bool = False) -> Path:
     """The int8 file made from the float32 file ``path`` (once, next to it): matrix multiplications
     by a weight get int8 weights with a scale per output channel, their input turned into uint8 at
     run time (``quantize_dynamic``), except those that read a GELU's output (the feed-forward
@@ -229,7 +229,8 @@ def quantize(path: Path) -> Path:
     CPUs without VNNI (AVX2, AVX512 without VNNI) multiply uint8 by int8 in pairs summed into int16
     (``vpmaddubsw``), which saturates with 8-bit weights; with 7 every sum is exact on every x86 CPU,
     so the accuracy measured on one holds on all. Large vocabularies' word embeddings are stored in
-    float16 (``_float16_table``)."""
+    float16 (``_float16_table``). With ``feed_forward`` the feed-forward layers' first half stays
+    in float32 too (a model folder asks for it in its ``quantization.json``, ``int8_feed_forward``)."""
     target = path.with_name(f"{path.stem}-int8.onnx")
     if target.exists():
         return target
@@ -242,8 +243,14 @@ def quantize(path: Path) -> Path:
     graph = model.graph
     rows = {i.name: i.dims[0] for i in graph.initializer if i.dims}
     made_by = {out: node.op_type for node in graph.node for out in node.output}
+    read_by = {name: node for node in graph.node for name in node.input}
+
+    def feeds_gelu(node) -> bool:  # the feed-forward's first half: MatMul, its bias Add, then Gelu
+        bias = read_by.get(node.output[0])
+        return bias is not None and bias.op_type == "Add" and read_by.get(bias.output[0], bias).op_type == "Gelu"
+
     nodes = [n.name for n in graph.node if n.op_type == "MatMul" and n.input[1] in rows
-             and made_by.get(n.input[0]) != "Gelu"]
+             and made_by.get(n.input[0]) != "Gelu" and not (feed_forward and feeds_gelu(n))]
     for node in [n for n in graph.node if n.op_type == "Gather" and rows.get(n.input[0], 0) >= LARGE_VOCABULARY]:
         _float16_table(graph, node)
     logging.getLogger().setLevel(logging.ERROR)  # the quantizer advises pre-processing through the root logger
@@ -255,6 +262,21 @@ def quantize(path: Path) -> Path:
     finally:
         partial.unlink(missing_ok=True)
     return target
+
+
+#: A model folder's file saying how its int8 file differs from ``quantize``'s default.
+QUANTIZATION = "quantization.json"
+
+
+def int8_feed_forward(folder: str | os.PathLike) -> bool:
+    """Whether ``folder``'s model keeps its feed-forward layers in float32 in its int8 file
+    (``{"feed_forward": "float32"}`` in its ``quantization.json``). The multilingual reader does:
+    with them in int8 its best span differed from float32's on 15% of Russian questions, without
+    on 7% (docs/speed.md)."""
+    import json
+
+    path = Path(folder) / QUANTIZATION
+    return path.is_file() and json.loads(path.read_text()).get("feed_forward") == "float32"
 
 
 def _float16_table(graph, gather) -> None:
@@ -293,7 +315,7 @@ def open_session(folder: str, task: str, backend: str, precision: str, load_mode
         if not path.exists():
             export(load_model(), folder, task, outputs, name)
         if (onnx_precision(precision) or "float32") == "int8":
-            path = quantize(path)
+            path = quantize(path, int8_feed_forward(folder))
     except Exception:
         if backend == "onnx":
             raise

@@ -161,6 +161,24 @@ def test_the_int8_reader_is_the_default_on_onnx_and_close_to_float32(tiny_qa):
     assert np.corrcoef(start_q[real], start_f[real])[0, 1] > 0.99
 
 
+def test_a_model_folder_can_keep_its_feed_forward_layers_in_float32_when_int8(tiny_qa, tmp_path):
+    import onnx
+
+    def float32_matmuls(reader):
+        graph = onnx.load(str(reader.session.path)).graph
+        weights = {i.name for i in graph.initializer}
+        return sum(n.op_type == "MatMul" and n.input[1] in weights for n in graph.node)
+
+    folder = tmp_path / "qa"
+    shutil.copytree(tiny_qa, folder)
+    (folder / "quantization.json").write_text('{"feed_forward": "float32"}')
+    usual, kept = (Reader(str(f), backend="onnx", max_length=64, stride=16) for f in (tiny_qa, folder))
+    assert (usual.session.precision, kept.session.precision) == ("int8", "int8")
+    assert float32_matmuls(kept) == float32_matmuls(usual) + 2  # the first half of both layers' feed-forward
+    windows = usual._windows("what about cats?", ["cats and dogs " * 40])
+    assert np.corrcoef(usual._logits(windows)[0][0], kept._logits(windows)[0][0])[0, 1] > 0.99
+
+
 def test_sentence_around():
     text = "First sentence here. The cat sat on the mat. Last one."
     start = text.index("cat")
