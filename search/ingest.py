@@ -85,8 +85,10 @@ def _detected_text(data: bytes) -> str:
 
 
 def first_line_title(text: str, fallback: str) -> str:
+    """The first non-empty line, its runs of spaces and tabs made one space (a rendered man page's
+    first line is "LS(1)<tabs>User Commands<tabs>LS(1)"); ``fallback`` when it is over 120 characters."""
     for line in text.splitlines():
-        line = line.strip().lstrip("#").strip()
+        line = " ".join(line.strip().lstrip("#").split())
         if line:
             return line if len(line) <= 120 else fallback
     return fallback

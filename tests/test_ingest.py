@@ -25,6 +25,13 @@ def test_text_and_markdown(corpus):
     assert doc.source == str(corpus / "bert.md") and len(doc.hash) == 64
 
 
+def test_a_text_files_title_is_its_first_line_with_its_runs_of_blanks_made_one(tmp_path):
+    page = tmp_path / "ls.1.txt"  # a man page as `man ls | col -b` writes it
+    page.write_text("LS(1)\t\t\t\tUser Commands\t\t\t\tLS(1)\n\nNAME\n       ls - list directory contents\n")
+    (doc,) = load_file(page)
+    assert doc.title == "LS(1) User Commands LS(1)"
+
+
 def test_html_strips_markup_and_scripts(corpus):
     (doc,) = load_file(corpus / "sub" / "plant.html")
     assert doc.title == "Plants"
