@@ -86,6 +86,7 @@ def main(manpages: Path, shared: Path, work: Path) -> None:
     for name, feed_forward in (("int8", False), ("int8, feed-forward in float32", True)):
         link = work / f"{'feed-forward' if feed_forward else 'plain'}.onnx"
         link.unlink(missing_ok=True)
+        link.with_name(f"{link.stem}-int8.onnx").unlink(missing_ok=True)  # made anew: the model may have changed
         link.symlink_to(exact.session.path)
         files[name] = quantize(link, feed_forward)
     print("pairs    file                            same span  F1 to float32  same (confident)  ms a pair")
