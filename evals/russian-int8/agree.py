@@ -74,7 +74,7 @@ def english_pairs(shared: Path, count: int = 800) -> list[tuple[str, str]]:
     return pairs[:count]
 
 
-def best_spans(reader: Reader, pairs) -> list[tuple[str, float]]:
+def best_answers(reader: Reader, pairs) -> list[tuple[str, float]]:
     answers = [reader.read(question, [passage], top_k=1, threshold=None) for question, passage in pairs]
     return [(a[0].text, a[0].score) if a else ("", 0.0) for a in answers]
 
@@ -91,13 +91,13 @@ def main(manpages: Path, shared: Path, work: Path) -> None:
         files[name] = quantize(link, feed_forward)
     print("pairs    file                            same span  F1 to float32  same (confident)  ms a pair")
     for language, pairs in (("Russian", russian_pairs(manpages)), ("English", english_pairs(shared))):
-        want = best_spans(exact, pairs)
+        want = best_answers(exact, pairs)
         confident = [i for i, (_, score) in enumerate(want) if score >= exact.calibration.threshold]
         for name, path in files.items():
             reader = Reader("multilingual", precision="int8", backend="onnx")
             reader.__dict__["session"] = Session(path)
             start = time.perf_counter()
-            got = best_spans(reader, pairs)
+            got = best_answers(reader, pairs)
             seconds = time.perf_counter() - start
             same = [g[0] == w[0] for g, w in zip(got, want)]
             f1 = np.mean([answer_f1(g[0], [w[0]]) for g, w in zip(got, want)])
